@@ -1,0 +1,124 @@
+"""The port-I/O bus and the memory-mapped I/O bus.
+
+An access the CPU backend cannot complete from RAM comes here: the bus finds the device
+that claimed the port or address range and forwards the access with the absolute port or
+the offset inside the device's window. An access nothing claims behaves as on a PC's ISA
+bus: reads return all ones, writes are dropped; with ``log_unclaimed`` each such access is
+recorded so a user can see what the guest probed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class PortDevice(Protocol):
+    def io_read(self, port: int, size: int) -> int: ...
+
+    def io_write(self, port: int, size: int, value: int) -> None: ...
+
+
+class MmioDevice(Protocol):
+    def mmio_read(self, offset: int, size: int) -> int: ...
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None: ...
+
+
+def all_ones(size: int) -> int:
+    return (1 << (8 * size)) - 1
+
+
+@dataclass
+class UnclaimedLog:
+    enabled: bool = False
+    limit: int = 1000
+    entries: list[tuple[str, int, int, int | None]] = field(default_factory=list)
+    count: int = 0
+
+    def record(self, kind: str, addr: int, size: int, value: int | None) -> None:
+        self.count += 1
+        if self.enabled and len(self.entries) < self.limit:
+            self.entries.append((kind, addr, size, value))
+
+
+class IoBus:
+    """Ports 0x0000-0xFFFF, each claimed by at most one device."""
+
+    def __init__(self) -> None:
+        self._devices: list[PortDevice | None] = [None] * 0x10000
+        self.unclaimed = UnclaimedLog()
+
+    def register(self, first_port: int, count: int, device: PortDevice) -> None:
+        for port in range(first_port, first_port + count):
+            if self._devices[port] is not None:
+                raise ValueError(f"I/O port {port:#x} is already claimed by {self._devices[port]!r}")
+            self._devices[port] = device
+
+    def device_at(self, port: int) -> PortDevice | None:
+        return self._devices[port & 0xFFFF]
+
+    def read(self, port: int, size: int) -> int:
+        device = self._devices[port & 0xFFFF]
+        if device is None:
+            self.unclaimed.record("in", port, size, None)
+            return all_ones(size)
+        return device.io_read(port & 0xFFFF, size) & all_ones(size)
+
+    def write(self, port: int, size: int, value: int) -> None:
+        device = self._devices[port & 0xFFFF]
+        if device is None:
+            self.unclaimed.record("out", port, size, value)
+            return
+        device.io_write(port & 0xFFFF, size, value & all_ones(size))
+
+
+@dataclass(frozen=True)
+class MmioWindow:
+    base: int
+    size: int
+    device: MmioDevice
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+class MmioBus:
+    """Physical address windows claimed by devices; the CPU backend maps each as MMIO."""
+
+    def __init__(self) -> None:
+        self.windows: list[MmioWindow] = []
+        self._bases: list[int] = []
+        self.unclaimed = UnclaimedLog()
+
+    def register(self, base: int, size: int, device: MmioDevice) -> MmioWindow:
+        window = MmioWindow(base, size, device)
+        for other in self.windows:
+            if base < other.end and other.base < window.end:
+                raise ValueError(f"MMIO window {base:#x}+{size:#x} overlaps {other.base:#x}+{other.size:#x}")
+        index = bisect.bisect(self._bases, base)
+        self.windows.insert(index, window)
+        self._bases.insert(index, base)
+        return window
+
+    def find(self, addr: int) -> MmioWindow | None:
+        index = bisect.bisect(self._bases, addr) - 1
+        if index >= 0 and addr < self.windows[index].end:
+            return self.windows[index]
+        return None
+
+    def read(self, addr: int, size: int) -> int:
+        window = self.find(addr)
+        if window is None:
+            self.unclaimed.record("read", addr, size, None)
+            return all_ones(size)
+        return window.device.mmio_read(addr - window.base, size) & all_ones(size)
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        window = self.find(addr)
+        if window is None:
+            self.unclaimed.record("write", addr, size, value)
+            return
+        window.device.mmio_write(addr - window.base, size, value & all_ones(size))

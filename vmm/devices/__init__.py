@@ -1,0 +1,1 @@
+"""PC devices, one module per chip, named as its datasheet names it."""

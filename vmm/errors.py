@@ -1,0 +1,39 @@
+"""The one exception hierarchy of vmm.
+
+The CLI turns every :class:`VmmError` into one line on stderr and a non-zero exit
+status; anything else escaping to the top level is a bug in vmm.
+"""
+
+from __future__ import annotations
+
+
+class VmmError(Exception):
+    """Base of every error vmm reports to a user."""
+
+    exit_status = 1
+
+
+class ConfigError(VmmError):
+    """A flag, setting or bundle key is missing, malformed or out of range."""
+
+    exit_status = 2
+
+
+class ImageError(VmmError):
+    """A ROM, disk image, kernel or other input file is missing or malformed."""
+
+
+class DiskError(ImageError):
+    """A disk image (raw or VMDK) is unreadable, malformed or inconsistent."""
+
+
+class CpuError(VmmError):
+    """The CPU backend cannot start, or stopped in a way it cannot continue from."""
+
+
+class BackendUnavailable(CpuError):
+    """The requested CPU backend cannot be used on this host (and why)."""
+
+
+class GuestError(VmmError):
+    """The guest did something the machine cannot continue from (reported, not crashed)."""

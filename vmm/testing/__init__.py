@@ -1,0 +1,1 @@
+"""Regression tests of guest images: the pytest plugin and the expectation-file runner."""

@@ -1,0 +1,89 @@
+"""MachineConfig: the typed, validated description of one VM.
+
+Built from command-line flags (vmm.cli) or from a bundle's .vmx (vmm.bundle); consumed by
+vmm.machine.Machine. Nothing here touches the guest; validation that needs the file
+system (a disk file exists) happens where the config is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmm.errors import ConfigError
+
+MIB = 1 << 20
+MIN_MEMORY_MB = 1
+MAX_MEMORY_MB = 3072  # below the 32-bit PCI/ROM hole; vmm has no high RAM yet
+
+
+@dataclass
+class DiskConfig:
+    slot: str  # "ide0:0" (primary master), "ide0:1" (primary slave), later "virtio0"
+    path: Path
+    kind: str = "disk"  # "disk" or "cdrom"
+    read_only: bool = False
+
+
+@dataclass
+class SerialConfig:
+    kind: str = "stdio"  # stdio | file | socket | pipe | none
+    path: str | None = None  # file path, socket HOST:PORT, or pipe path
+
+
+@dataclass
+class NicConfig:
+    slot: str = "ethernet0"
+    connection: str = "user"
+    mac: str | None = None
+
+
+@dataclass
+class MachineConfig:
+    name: str = "vm"
+    memory_mb: int = 64
+    bios: Path | None = None  # None: firmware/build/bios.bin
+    disks: list[DiskConfig] = field(default_factory=list)
+    serial: SerialConfig = field(default_factory=SerialConfig)
+    nics: list[NicConfig] = field(default_factory=list)
+    accel: str = "unicorn"  # unicorn | kvm | auto
+    clock_mhz: int = 100  # virtual instructions per microsecond
+    realtime: bool = False
+    kernel: Path | None = None  # Multiboot ELF for direct boot
+    initrd: Path | None = None
+    append: str = ""
+    # Stage entry points named by the user or bundle: {"kernel": 0x100000}.
+    stage_entries: dict[str, int] = field(default_factory=dict)
+    # CMOS bytes and boot order from the bundle's .nvram (None: power-on defaults).
+    nvram: bytes | None = None
+    boot_order: list[str] = field(default_factory=lambda: ["hdd"])
+
+    def validate(self) -> MachineConfig:
+        if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
+            raise ConfigError(
+                f"memory size {self.memory_mb} MB is out of range ({MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB)"
+            )
+        if self.accel not in ("unicorn", "kvm", "auto"):
+            raise ConfigError(f"unknown accelerator {self.accel!r} (choose unicorn, kvm or auto)")
+        if self.clock_mhz <= 0:
+            raise ConfigError(f"virtual clock rate must be positive, not {self.clock_mhz}")
+        slots = set()
+        for disk in self.disks:
+            if disk.slot in slots:
+                raise ConfigError(f"two disks on slot {disk.slot}")
+            slots.add(disk.slot)
+        if self.serial.kind not in ("stdio", "file", "socket", "pipe", "none"):
+            raise ConfigError(f"unknown serial kind {self.serial.kind!r}")
+        return self
+
+
+def parse_size(text: str, default_unit: int = MIB) -> int:
+    """'64M', '1G', '512K', '4096' (in default units) -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    s = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if s and s[-1] in units:
+            return int(float(s[:-1]) * units[s[-1]])
+        return int(s) * default_unit
+    except ValueError:
+        raise ConfigError(f"bad size {text!r} (use a number with K, M or G, e.g. 64M)") from None

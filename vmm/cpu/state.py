@@ -86,9 +86,10 @@ class Table:
 
 def _real_mode_segments() -> dict[str, Segment]:
     segments = {name: Segment() for name in SEGMENT_NAMES}
-    # Architectural reset (SDM vol. 3, 9.1.4): CS = F000 with base FFFF0000; a ROM at
-    # the top of the first MiB is seen there too, so vmm uses base F0000 (see unicorn.py).
-    segments["cs"] = Segment(0xF000, 0xF0000, 0xFFFF, 0x009B)
+    # Architectural reset (SDM vol. 3, 9.1.4): CS = F000 with base FFFF0000, so the first
+    # fetch is at FFFFFFF0, in the ROM at the top of 4 GiB; the first far jump reloads CS
+    # with base F0000, where the same ROM is also mapped.
+    segments["cs"] = Segment(0xF000, 0xFFFF0000, 0xFFFF, 0x009B)
     return segments
 
 

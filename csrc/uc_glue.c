@@ -1,0 +1,752 @@
+/*
+ * vmm's native completion of Unicorn 2.1.4 as the CPU of a whole PC.
+ *
+ * Unicorn runs QEMU's x86 translator but does not deliver exceptions or interrupts
+ * through the IVT/IDT, cannot inject hardware IRQs and turns SYSCALL/SYSENTER into hooks
+ * (../shared/specs/unicorn-notes.md). libunicorn still exports QEMU's own delivery code
+ * (x86_cpu_do_interrupt, do_interrupt_x86_hardirq, ...); the hooks below call it
+ * natively, so no Python runs per instruction, per interrupt or per exception.
+ *
+ * Hooks installed by vmm_glue_new():
+ *   UC_HOOK_BLOCK   counts instructions (virtual time), stops at the deadline, takes a
+ *                   pending hardware IRQ when the CPU accepts it, completes SYSCALL and
+ *                   SYSENTER.
+ *   UC_HOOK_INTR    delivers every exception and software interrupt (SDM vol. 3 ch. 6),
+ *                   remembering the last ones for the triple-fault report.
+ *   UC_HOOK_INSN_INVALID  delivers #UD.
+ *   UC_HOOK_INSN    IN/OUT (to Python: they are exits), SYSCALL, SYSENTER, CPUID, RDTSC.
+ *
+ * QEMU's CPUX86State is not a public type: the offsets this file uses are found at
+ * start-up by writing marker values through Unicorn's register API and locating them
+ * (vmm_glue_new); any mismatch refuses to start with a message naming the field.
+ */
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unicorn/unicorn.h>
+
+#include "uc_glue.h"
+
+/* Callbacks into Python (cffi extern "Python"; defined by the generated module). */
+static uint32_t vmm_py_io_in(void *handle, uint32_t port, int size);
+static void vmm_py_io_out(void *handle, uint32_t port, int size, uint32_t value);
+static uint64_t vmm_py_mmio_read(void *handle, uint64_t addr, int size);
+static void vmm_py_mmio_write(void *handle, uint64_t addr, int size, uint64_t value);
+static int vmm_py_inta(void *handle);
+
+/* ---- QEMU constants (target/i386/cpu.h of QEMU 5.0, the base of Unicorn 2) ---- */
+#define CPU_INTERRUPT_HARD 0x0002
+#define HF_CPL_MASK 3
+#define HF_LMA_MASK (1 << 14)
+#define HF_CS64_MASK (1 << 15)
+#define DESC_G_MASK (1 << 23)
+#define DESC_B_MASK (1 << 22)
+#define DESC_L_MASK (1 << 21)
+#define DESC_P_MASK (1 << 15)
+#define DESC_S_MASK (1 << 12)
+#define DESC_CS_MASK (1 << 11)
+#define DESC_R_MASK (1 << 9)
+#define DESC_W_MASK (1 << 9)
+#define DESC_A_MASK (1 << 8)
+#define EFER_SCE 1
+#define RFLAGS_IF (1 << 9)
+#define RFLAGS_RF (1 << 16)
+#define RFLAGS_VM (1 << 17)
+#define CR0_PE 1
+
+/* CPUX86State layout from its start (regs[16], eip, eflags, cc_dst, cc_src, cc_src2,
+ * cc_op, df, hflags, hflags2, segs[6], ldt, tr, gdt, idt, cr[5], a20_mask): checked
+ * against markers at start-up. */
+#define OFF_REGS 0
+#define OFF_EIP 128
+#define OFF_EFLAGS 136
+#define OFF_HFLAGS 176
+#define OFF_HFLAGS2 180
+#define OFF_SEGS 184
+#define SEG_SIZE 24
+#define OFF_CR (OFF_SEGS + 10 * SEG_SIZE)
+#define OFF_A20 (OFF_CR + 5 * 8)
+
+struct seg_cache {
+    uint32_t selector;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t flags;
+};
+
+/* ---- libunicorn entry points, resolved with dlsym ---- */
+static uc_err (*p_uc_hook_add)(uc_engine *, uc_hook *, int, void *, void *, uint64_t, uint64_t, ...);
+static uc_err (*p_uc_emu_stop)(uc_engine *);
+static uc_err (*p_uc_ctl)(uc_engine *, uc_control_type, ...);
+static uc_err (*p_uc_mmio_map)(uc_engine *, uint64_t, size_t, uc_cb_mmio_read_t, void *,
+                               uc_cb_mmio_write_t, void *);
+static uc_err (*p_uc_reg_read)(uc_engine *, int, void *);
+static uc_err (*p_uc_reg_write)(uc_engine *, int, const void *);
+static void *(*p_qemu_get_cpu)(uc_engine *, int);
+static void (*p_x86_cpu_do_interrupt)(void *cs);
+static void (*p_do_interrupt_x86_hardirq)(void *env, int intno, int is_hw);
+static int (*p_x86_cpu_pending_interrupt)(void *cs, int request);
+static void (*p_cpu_loop_exit)(void *cs);
+static void (*p_raise_exception_err)(void *env, int vector, int error_code);
+static void (*p_cpu_x86_cpuid)(void *env, uint32_t index, uint32_t count, uint32_t *eax,
+                               uint32_t *ebx, uint32_t *ecx, uint32_t *edx);
+static void (*p_x86_update_hflags)(void *env);
+static void (*p_tlb_flush)(void *cs);
+
+/* ---- instruction counts per translated block ----
+ * The block hook gets a block's address and byte size; its instruction count comes
+ * from Unicorn's TB cache once and is remembered here. */
+#define ICOUNT_SLOTS (1 << 16)
+struct icount_slot {
+    uint64_t pc;
+    uint32_t size;
+    uint32_t icount;
+};
+
+static inline uint64_t *reg64(struct vmm_glue *g, int index) { return (uint64_t *)(g->env + OFF_REGS + 8 * index); }
+static inline uint64_t *eip_of(struct vmm_glue *g) { return (uint64_t *)(g->env + OFF_EIP); }
+static inline uint64_t *eflags_of(struct vmm_glue *g) { return (uint64_t *)(g->env + OFF_EFLAGS); }
+static inline uint32_t *hflags_of(struct vmm_glue *g) { return (uint32_t *)(g->env + OFF_HFLAGS); }
+static inline struct seg_cache *seg_of(struct vmm_glue *g, int i) { return (struct seg_cache *)(g->env + OFF_SEGS + SEG_SIZE * i); }
+static inline uint64_t *cr_of(struct vmm_glue *g, int i) { return (uint64_t *)(g->env + OFF_CR + 8 * i); }
+static inline int32_t *a20_of(struct vmm_glue *g) { return (int32_t *)(g->env + OFF_A20); }
+
+/* Offsets found by markers (-1 until found). */
+static long off_efer = -1, off_star, off_lstar, off_cstar, off_fmask, off_kgsbase;
+static long off_sysenter_cs = -1, off_sysenter_esp, off_sysenter_eip;
+static long off_error_code = -1;
+
+static inline uint64_t *env_u64(struct vmm_glue *g, long off) { return (uint64_t *)(g->env + off); }
+
+static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
+{
+    struct icount_slot *table = g->table;
+    uint64_t h = (pc ^ (pc >> 17) ^ ((uint64_t)size << 7)) * 0x9E3779B97F4A7C15ull;
+    struct icount_slot *slot = &table[h >> (64 - 16)];
+    if (slot->pc == pc && slot->size == size && slot->icount)
+        return slot->icount;
+    uc_tb tb;
+    uint32_t icount = 0;
+    memset(&tb, 0, sizeof tb);
+    g->icount_misses++;
+    if (p_uc_ctl(g->uc, UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2), pc, &tb) == UC_ERR_OK && tb.pc == pc)
+        icount = tb.icount;
+    if (icount == 0)
+        icount = size ? (size + 2) / 3 : 1; /* no TB found: estimate, still deterministic */
+    slot->pc = pc;
+    slot->size = size;
+    slot->icount = icount;
+    return icount;
+}
+
+static void record_fault(struct vmm_glue *g, int vector, int error_code, uint64_t pc)
+{
+    int i = (int)(g->fault_count % VMM_FAULT_RING);
+    g->fault_vector[i] = vector;
+    g->fault_error[i] = error_code;
+    g->fault_pc[i] = pc;
+    g->fault_count++;
+}
+
+static int has_error_code(int vector)
+{
+    return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21;
+}
+
+/* Load a segment register's cache as SYSCALL/SYSENTER do, then recompute hflags. */
+static void load_flat_segment(struct vmm_glue *g, int index, uint32_t selector, uint32_t flags)
+{
+    struct seg_cache *s = seg_of(g, index);
+    s->selector = selector;
+    s->base = 0;
+    s->limit = 0xffffffff;
+    s->flags = flags;
+}
+
+static void complete_syscall(struct vmm_glue *g, uint64_t return_eip)
+{
+    uint64_t rflags = 0;
+    uint64_t star = *env_u64(g, off_star);
+    uint32_t selector = (uint32_t)(star >> 32) & 0xffff;
+    p_uc_reg_read(g->uc, UC_X86_REG_EFLAGS, &rflags);
+    if (*hflags_of(g) & HF_LMA_MASK) {
+        /* SDM vol. 2B SYSCALL: RCX <- RIP, R11 <- RFLAGS, RFLAGS &= ~FMASK. */
+        int code64 = (*hflags_of(g) & HF_CS64_MASK) != 0;
+        *reg64(g, 1) = return_eip;
+        *reg64(g, 11) = rflags & ~(uint64_t)RFLAGS_RF;
+        rflags &= ~(*env_u64(g, off_fmask) | RFLAGS_RF);
+        p_uc_reg_write(g->uc, UC_X86_REG_EFLAGS, &rflags);
+        load_flat_segment(g, 1, selector & 0xfffc,
+                          DESC_G_MASK | DESC_P_MASK | DESC_S_MASK | DESC_CS_MASK | DESC_R_MASK | DESC_A_MASK | DESC_L_MASK);
+        load_flat_segment(g, 2, (selector + 8) & 0xfffc,
+                          DESC_G_MASK | DESC_B_MASK | DESC_P_MASK | DESC_S_MASK | DESC_W_MASK | DESC_A_MASK);
+        *eip_of(g) = code64 ? *env_u64(g, off_lstar) : *env_u64(g, off_cstar);
+    } else {
+        /* Legacy-mode SYSCALL (AMD): ECX <- EIP, CS:EIP from STAR. */
+        *reg64(g, 1) = (uint32_t)return_eip;
+        rflags &= ~(uint64_t)(RFLAGS_IF | RFLAGS_RF | RFLAGS_VM);
+        p_uc_reg_write(g->uc, UC_X86_REG_EFLAGS, &rflags);
+        load_flat_segment(g, 1, selector & 0xfffc,
+                          DESC_G_MASK | DESC_B_MASK | DESC_P_MASK | DESC_S_MASK | DESC_CS_MASK | DESC_R_MASK | DESC_A_MASK);
+        load_flat_segment(g, 2, (selector + 8) & 0xfffc,
+                          DESC_G_MASK | DESC_B_MASK | DESC_P_MASK | DESC_S_MASK | DESC_W_MASK | DESC_A_MASK);
+        *eip_of(g) = (uint32_t)star;
+    }
+    p_x86_update_hflags(g->env);
+}
+
+static void complete_sysenter(struct vmm_glue *g)
+{
+    /* SDM vol. 2B SYSENTER: flat CPL-0 CS/SS from IA32_SYSENTER_CS, RSP/RIP from MSRs. */
+    uint64_t rflags = 0;
+    uint32_t cs_sel = (uint32_t)*env_u64(g, off_sysenter_cs) & 0xffff;
+    p_uc_reg_read(g->uc, UC_X86_REG_EFLAGS, &rflags);
+    rflags &= ~(uint64_t)(RFLAGS_IF | RFLAGS_RF | RFLAGS_VM);
+    p_uc_reg_write(g->uc, UC_X86_REG_EFLAGS, &rflags);
+    if (*hflags_of(g) & HF_LMA_MASK)
+        load_flat_segment(g, 1, cs_sel & 0xfffc,
+                          DESC_G_MASK | DESC_P_MASK | DESC_S_MASK | DESC_CS_MASK | DESC_R_MASK | DESC_A_MASK | DESC_L_MASK);
+    else
+        load_flat_segment(g, 1, cs_sel & 0xfffc,
+                          DESC_G_MASK | DESC_B_MASK | DESC_P_MASK | DESC_S_MASK | DESC_CS_MASK | DESC_R_MASK | DESC_A_MASK);
+    load_flat_segment(g, 2, (cs_sel + 8) & 0xfffc,
+                      DESC_G_MASK | DESC_B_MASK | DESC_P_MASK | DESC_S_MASK | DESC_W_MASK | DESC_A_MASK);
+    *reg64(g, 4) = *env_u64(g, off_sysenter_esp);
+    *eip_of(g) = *env_u64(g, off_sysenter_eip);
+    if (!(*hflags_of(g) & HF_LMA_MASK)) {
+        *reg64(g, 4) &= 0xffffffff;
+        *eip_of(g) &= 0xffffffff;
+    }
+    p_x86_update_hflags(g->env);
+}
+
+/* ---- hooks ---- */
+
+static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    /* Every path that does not run this block leaves through cpu_loop_exit or the
+     * deadline stop: the block's instructions are counted only when it will run. */
+    if (g->pending_syscall) {
+        int kind = g->pending_syscall;
+        g->pending_syscall = 0;
+        if (kind == 1)
+            complete_syscall(g, address - seg_of(g, 1)->base);
+        else
+            complete_sysenter(g);
+        p_cpu_loop_exit(g->cs);
+    }
+    if (address == g->break_pc) {
+        g->break_pc = ~0ull;
+        g->stop_reason = VMM_STOP_BREAKPOINT;
+        p_uc_emu_stop(g->uc);
+        return;
+    }
+    if (g->irq_line && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD)) {
+        /* The INTA cycle: the PIC answers with the vector (and may answer spurious). */
+        int vector = vmm_py_inta(g->py_handle);
+        if (vector >= 0) {
+            *eip_of(g) = address - seg_of(g, 1)->base;
+            g->irqs_delivered++;
+            g->delivering = vector;
+            p_do_interrupt_x86_hardirq(g->env, vector, 1);
+            g->delivering = -1;
+            p_cpu_loop_exit(g->cs);
+        }
+    }
+    uint32_t n = block_icount(g, address, size);
+    if (g->insns + n > g->deadline && g->insns < g->deadline) {
+        /* The block would cross the deadline: stop before it (it runs next slice). */
+        g->stop_reason = VMM_STOP_DEADLINE;
+        p_uc_emu_stop(g->uc);
+        return;
+    }
+    if (g->insns >= g->deadline) {
+        g->stop_reason = VMM_STOP_DEADLINE;
+        p_uc_emu_stop(g->uc);
+        return;
+    }
+    g->insns += n;
+}
+
+static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    int error_code = has_error_code((int)intno) && off_error_code >= 0
+                         ? *(int32_t *)(g->env + off_error_code) : -1;
+    record_fault(g, (int)intno, error_code, *eip_of(g) + seg_of(g, 1)->base);
+    g->exceptions_delivered++;
+    /* If this delivery faults, QEMU escalates (contributory -> #DF -> triple fault) and
+     * longjmps out of here; 'delivering' then still names the vector. */
+    g->delivering = (int)intno;
+    p_x86_cpu_do_interrupt(g->cs);
+    g->delivering = -1;
+}
+
+static bool hook_invalid(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    /* #UD: QEMU has set exception_index = 6, error code 0 and EIP at the opcode; Unicorn
+     * calls this hook instead of UC_HOOK_INTR and stops emulation afterwards whatever it
+     * returns, so deliver here and let the run loop resume at the handler. A fault
+     * during delivery longjmps into QEMU's loop and escalates as usual. */
+    record_fault(g, 6, -1, *eip_of(g) + seg_of(g, 1)->base);
+    g->exceptions_delivered++;
+    g->delivering = 6;
+    p_x86_cpu_do_interrupt(g->cs);
+    g->delivering = -1;
+    g->stop_reason = VMM_STOP_RESUME;
+    return true;
+}
+
+static uint32_t hook_in(uc_engine *uc, uint32_t port, int size, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    return vmm_py_io_in(g->py_handle, port, size);
+}
+
+static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    vmm_py_io_out(g->py_handle, port, size, value);
+}
+
+static void hook_syscall(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    if (!(*env_u64(g, off_efer) & EFER_SCE))
+        p_raise_exception_err(g->env, 6, 0); /* #UD with RIP at the instruction */
+    g->pending_syscall = 1;
+}
+
+static void hook_sysenter(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    if (!(*cr_of(g, 0) & CR0_PE) || (*env_u64(g, off_sysenter_cs) & 0xfffc) == 0)
+        p_raise_exception_err(g->env, 13, 0);
+    g->pending_syscall = 2;
+}
+
+static int hook_cpuid(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    uint32_t eax, ebx, ecx, edx;
+    uint32_t leaf = (uint32_t)*reg64(g, 0), sub = (uint32_t)*reg64(g, 1);
+    (void)uc;
+    p_cpu_x86_cpuid(g->env, leaf, sub, &eax, &ebx, &ecx, &edx);
+    if (g->hide_apic) {
+        if (leaf == 1) {
+            edx &= ~(1u << 9);   /* APIC */
+            ecx &= ~(1u << 21);  /* x2APIC */
+            ecx &= ~(1u << 24);  /* TSC deadline */
+        } else if (leaf == 0x80000001) {
+            edx &= ~(1u << 9);
+        }
+    }
+    if (leaf == 1)
+        ecx |= 1u << 31; /* running under a hypervisor */
+    *reg64(g, 0) = eax;
+    *reg64(g, 3) = ebx;
+    *reg64(g, 1) = ecx;
+    *reg64(g, 2) = edx;
+    return 1; /* skip Unicorn's own CPUID */
+}
+
+static int hook_rdtsc(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    uint64_t tsc = g->insns * g->tsc_per_insn + g->tsc_offset;
+    *reg64(g, 0) = (uint32_t)tsc;
+    *reg64(g, 2) = tsc >> 32;
+    return 1;
+}
+
+static uint64_t hole_read(uc_engine *uc, uint64_t offset, unsigned size, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    (void)offset;
+    g->unclaimed_accesses++;
+    return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+static void hole_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *user)
+{
+    struct vmm_glue *g = user;
+    (void)uc;
+    (void)offset;
+    (void)size;
+    (void)value;
+    g->unclaimed_accesses++;
+}
+
+/* Device windows: the user data is the window's base, so Python gets absolute addresses. */
+struct device_window {
+    struct vmm_glue *g;
+    uint64_t base;
+};
+
+static uint64_t device_read(uc_engine *uc, uint64_t offset, unsigned size, void *user)
+{
+    struct device_window *w = user;
+    (void)uc;
+    return vmm_py_mmio_read(w->g->py_handle, w->base + offset, (int)size);
+}
+
+static void device_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *user)
+{
+    struct device_window *w = user;
+    (void)uc;
+    vmm_py_mmio_write(w->g->py_handle, w->base + offset, (int)size, value);
+}
+
+/* ---- set-up ---- */
+
+#define RESOLVE(ptr, name)                                                          \
+    do {                                                                            \
+        *(void **)&(ptr) = dlsym(lib, name);                                        \
+        if (!(ptr)) {                                                               \
+            snprintf(err, errlen, "libunicorn lacks the symbol %s (is unicorn 2.1.4 installed?)", name); \
+            return -1;                                                              \
+        }                                                                           \
+    } while (0)
+
+static int resolve(const char *path, char *err, int errlen)
+{
+    void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (!lib)
+        lib = dlopen(path, RTLD_NOW);
+    if (!lib) {
+        snprintf(err, errlen, "cannot open %s: %s", path, dlerror());
+        return -1;
+    }
+    RESOLVE(p_uc_hook_add, "uc_hook_add");
+    RESOLVE(p_uc_emu_stop, "uc_emu_stop");
+    RESOLVE(p_uc_ctl, "uc_ctl");
+    RESOLVE(p_uc_mmio_map, "uc_mmio_map");
+    RESOLVE(p_uc_reg_read, "uc_reg_read");
+    RESOLVE(p_uc_reg_write, "uc_reg_write");
+    RESOLVE(p_qemu_get_cpu, "qemu_get_cpu_x86_64");
+    RESOLVE(p_x86_cpu_do_interrupt, "x86_cpu_do_interrupt_x86_64");
+    RESOLVE(p_do_interrupt_x86_hardirq, "do_interrupt_x86_hardirq_x86_64");
+    RESOLVE(p_x86_cpu_pending_interrupt, "x86_cpu_pending_interrupt_x86_64");
+    RESOLVE(p_cpu_loop_exit, "cpu_loop_exit_x86_64");
+    RESOLVE(p_raise_exception_err, "raise_exception_err_x86_64");
+    RESOLVE(p_cpu_x86_cpuid, "cpu_x86_cpuid_x86_64");
+    RESOLVE(p_x86_update_hflags, "x86_update_hflags_x86_64");
+    RESOLVE(p_tlb_flush, "tlb_flush_x86_64");
+    return 0;
+}
+
+/* Find a 64-bit marker in [start, start+len); -1 if absent or found twice. */
+static long find_u64(const char *start, long len, uint64_t marker)
+{
+    long found = -1;
+    for (long off = 0; off + 8 <= len; off += 4) {
+        if (*(const uint64_t *)(start + off) == marker) {
+            if (found >= 0)
+                return -1;
+            found = off;
+        }
+    }
+    return found;
+}
+
+static int write_msr(struct vmm_glue *g, uint32_t msr, uint64_t value)
+{
+    uc_x86_msr m = {.rid = msr, .value = value};
+    return p_uc_reg_write(g->uc, UC_X86_REG_MSR, &m);
+}
+
+#define ENV_SCAN 0x4000
+
+static long locate_msr(struct vmm_glue *g, uint32_t msr, uint64_t marker, char *err, int errlen)
+{
+    long off;
+    if (write_msr(g, msr, marker) != UC_ERR_OK) {
+        snprintf(err, errlen, "unicorn refused to write MSR %#x", msr);
+        return -1;
+    }
+    off = find_u64(g->env, ENV_SCAN, marker);
+    if (off < 0)
+        snprintf(err, errlen, "cannot locate MSR %#x in QEMU's CPU state (unicorn layout changed?)", msr);
+    write_msr(g, msr, 0);
+    return off;
+}
+
+static int locate_layout(struct vmm_glue *g, char *err, int errlen)
+{
+    /* The CPU state follows CPUState inside X86CPU: find regs[] by two markers. */
+    uint64_t m1 = 0x5a17c0de5a17c0deull, m2 = 0x0ddba11c0ffee000ull, zero = 0;
+    p_uc_reg_write(g->uc, UC_X86_REG_RAX, &m1);
+    p_uc_reg_write(g->uc, UC_X86_REG_RCX, &m2);
+    /* CPUState.env_ptr points into the same X86CPU object, after CPUState (which holds
+     * the 32 KiB tb_jmp_cache): look among CPUState's first words for a pointer there
+     * whose target holds the markers. */
+    g->env = NULL;
+    for (long off = 0; off < 0x2000 && !g->env; off += 8) {
+        uintptr_t p = *(uintptr_t *)((char *)g->cs + off);
+        if (p > (uintptr_t)g->cs + 0x1000 && p < (uintptr_t)g->cs + 0x100000 && (p & 7) == 0 &&
+            ((uint64_t *)p)[0] == m1 && ((uint64_t *)p)[1] == m2)
+            g->env = (char *)p;
+    }
+    if (!g->env) {
+        snprintf(err, errlen, "cannot locate QEMU's CPUX86State (CPUState.env_ptr with RAX/RCX markers)");
+        return -1;
+    }
+    p_uc_reg_write(g->uc, UC_X86_REG_RAX, &zero);
+    p_uc_reg_write(g->uc, UC_X86_REG_RCX, &zero);
+
+    uint64_t rip = 0x1234567;
+    p_uc_reg_write(g->uc, UC_X86_REG_RIP, &rip);
+    if (*eip_of(g) != rip) {
+        snprintf(err, errlen, "CPUX86State.eip is not where vmm expects it (offset %d)", OFF_EIP);
+        return -1;
+    }
+    uint64_t cr3 = 0x7654000;
+    p_uc_reg_write(g->uc, UC_X86_REG_CR3, &cr3);
+    if (*cr_of(g, 3) != cr3) {
+        snprintf(err, errlen, "CPUX86State.cr[3] is not where vmm expects it (offset %d)", OFF_CR + 24);
+        return -1;
+    }
+    cr3 = 0;
+    p_uc_reg_write(g->uc, UC_X86_REG_CR3, &cr3);
+    if ((off_star = locate_msr(g, 0xC0000081, 0x5354415253544152ull, err, errlen)) < 0 ||
+        (off_lstar = locate_msr(g, 0xC0000082, 0xffff80004c535441ull, err, errlen)) < 0 ||
+        (off_cstar = locate_msr(g, 0xC0000083, 0xffff800043535441ull, err, errlen)) < 0 ||
+        (off_fmask = locate_msr(g, 0xC0000084, 0x00000000000f4d41ull, err, errlen)) < 0 ||
+        (off_kgsbase = locate_msr(g, 0xC0000102, 0xffff80004b475342ull, err, errlen)) < 0 ||
+        (off_sysenter_cs = locate_msr(g, 0x174, 0x0000000000005343ull, err, errlen)) < 0 ||
+        (off_sysenter_esp = locate_msr(g, 0x175, 0xffff800053455350ull, err, errlen)) < 0 ||
+        (off_sysenter_eip = locate_msr(g, 0x176, 0xffff800053454950ull, err, errlen)) < 0)
+        return -1;
+    /* EFER keeps only the bits the CPU model supports, so no free marker: toggle SCE
+     * (every x86-64 model has it) and find the one 64-bit field that changed by it. */
+    {
+        static char before[ENV_SCAN];
+        uint64_t saved = 0, toggled;
+        memcpy(before, g->env, ENV_SCAN);
+        uc_x86_msr m = {.rid = 0xC0000080};
+        p_uc_reg_read(g->uc, UC_X86_REG_MSR, &m);
+        saved = m.value;
+        toggled = saved ^ EFER_SCE;
+        write_msr(g, 0xC0000080, toggled);
+        off_efer = -1;
+        for (long off = 0; off + 8 <= ENV_SCAN; off += 8) {
+            if (*(uint64_t *)(before + off) == saved && *(uint64_t *)(g->env + off) == toggled) {
+                off_efer = off_efer == -1 ? off : -2;
+            }
+        }
+        write_msr(g, 0xC0000080, saved);
+        if (off_efer < 0) {
+            snprintf(err, errlen, "cannot locate CPUX86State.efer (SCE toggle matched %s)",
+                     off_efer == -1 ? "nothing" : "several fields");
+            return -1;
+        }
+    }
+    uint64_t saved_efer = *env_u64(g, off_efer);
+    write_msr(g, 0xC0000080, saved_efer);
+    /* QEMU keeps {int error_code; int exception_is_int; target_ulong
+     * exception_next_eip;} just before dr[8]: find dr[0] by a marker. */
+    uint64_t dr0 = 0xdeb0deb0deb0dead, saved_dr0 = 0;
+    p_uc_reg_read(g->uc, UC_X86_REG_DR0, &saved_dr0);
+    p_uc_reg_write(g->uc, UC_X86_REG_DR0, &dr0);
+    long off_dr0 = find_u64(g->env, ENV_SCAN, dr0);
+    p_uc_reg_write(g->uc, UC_X86_REG_DR0, &saved_dr0);
+    if (off_dr0 < 16) {
+        snprintf(err, errlen, "cannot locate CPUX86State.dr[0] (unicorn layout changed?)");
+        return -1;
+    }
+    off_error_code = off_dr0 - 16;
+    return 0;
+}
+
+struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, int errlen)
+{
+    uc_hook h;
+    struct vmm_glue *g;
+    if (resolve(libunicorn_path, err, errlen) < 0)
+        return NULL;
+    g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->uc = uc;
+    g->delivering = -1;
+    g->deadline = ~0ull;
+    g->break_pc = ~0ull;
+    g->tsc_per_insn = 1;
+    g->hide_apic = 1;
+    g->table = calloc(ICOUNT_SLOTS, sizeof(struct icount_slot));
+    g->cs = p_qemu_get_cpu(uc, -1);
+    if (!g->cs)
+        g->cs = p_qemu_get_cpu(uc, 0);
+    if (!g->table || !g->cs) {
+        snprintf(err, errlen, "cannot find Unicorn's CPU (qemu_get_cpu)");
+        vmm_glue_free(g);
+        return NULL;
+    }
+    if (locate_layout(g, err, errlen) < 0) {
+        vmm_glue_free(g);
+        return NULL;
+    }
+    /* Unicorn leaves a20_mask 0 until its CPU is first reset; QEMU uses -1 or ~bit20. */
+    if (*a20_of(g) != 0 && *a20_of(g) != -1 && *a20_of(g) != (int32_t)~(1 << 20)) {
+        snprintf(err, errlen, "CPUX86State.a20_mask is not where vmm expects it (reads %#x)", *a20_of(g));
+        vmm_glue_free(g);
+        return NULL;
+    }
+#define ADD_HOOK(type, cb, ...)                                                           \
+    if (p_uc_hook_add(uc, &h, type, (void *)(cb), g, 1, 0, ##__VA_ARGS__) != UC_ERR_OK) { \
+        snprintf(err, errlen, "unicorn refused the hook %s", #cb);                        \
+        vmm_glue_free(g);                                                                 \
+        return NULL;                                                                      \
+    }
+    ADD_HOOK(UC_HOOK_BLOCK, hook_block);
+    ADD_HOOK(UC_HOOK_INTR, hook_intr);
+    ADD_HOOK(UC_HOOK_INSN_INVALID, hook_invalid);
+    ADD_HOOK(UC_HOOK_INSN, hook_in, UC_X86_INS_IN);
+    ADD_HOOK(UC_HOOK_INSN, hook_out, UC_X86_INS_OUT);
+    ADD_HOOK(UC_HOOK_INSN, hook_syscall, UC_X86_INS_SYSCALL);
+    ADD_HOOK(UC_HOOK_INSN, hook_sysenter, UC_X86_INS_SYSENTER);
+    ADD_HOOK(UC_HOOK_INSN, hook_cpuid, UC_X86_INS_CPUID);
+    ADD_HOOK(UC_HOOK_INSN, hook_rdtsc, UC_X86_INS_RDTSC);
+#undef ADD_HOOK
+    return g;
+}
+
+void vmm_glue_free(struct vmm_glue *g)
+{
+    if (!g)
+        return;
+    free(g->table);
+    free(g);
+}
+
+int vmm_get_seg(struct vmm_glue *g, int index, struct vmm_seg *out)
+{
+    if (index < 0 || index > 9)
+        return -1;
+    struct seg_cache *s = seg_of(g, index);
+    out->selector = s->selector;
+    out->base = s->base;
+    out->limit = s->limit;
+    out->flags = s->flags;
+    return 0;
+}
+
+int vmm_set_seg(struct vmm_glue *g, int index, const struct vmm_seg *seg)
+{
+    if (index < 0 || index > 9)
+        return -1;
+    struct seg_cache *s = seg_of(g, index);
+    s->selector = seg->selector;
+    s->base = seg->base;
+    s->limit = seg->limit;
+    s->flags = seg->flags;
+    return 0;
+}
+
+void vmm_update_hflags(struct vmm_glue *g)
+{
+    p_x86_update_hflags(g->env);
+    p_tlb_flush(g->cs);
+}
+
+static long env_field(int field)
+{
+    switch (field) {
+    case VMM_ENV_EFER: return off_efer;
+    case VMM_ENV_STAR: return off_star;
+    case VMM_ENV_LSTAR: return off_lstar;
+    case VMM_ENV_CSTAR: return off_cstar;
+    case VMM_ENV_FMASK: return off_fmask;
+    case VMM_ENV_KERNELGSBASE: return off_kgsbase;
+    case VMM_ENV_SYSENTER_CS: return off_sysenter_cs;
+    case VMM_ENV_SYSENTER_ESP: return off_sysenter_esp;
+    case VMM_ENV_SYSENTER_EIP: return off_sysenter_eip;
+    case VMM_ENV_EIP: return OFF_EIP;
+    default: return -1;
+    }
+}
+
+uint64_t vmm_get_env_u64(struct vmm_glue *g, int field)
+{
+    if (field == VMM_ENV_HFLAGS)
+        return *hflags_of(g);
+    if (field == VMM_ENV_HFLAGS2)
+        return *(uint32_t *)(g->env + OFF_HFLAGS2);
+    long off = env_field(field);
+    return off < 0 ? 0 : *env_u64(g, off);
+}
+
+void vmm_set_env_u64(struct vmm_glue *g, int field, uint64_t value)
+{
+    if (field == VMM_ENV_HFLAGS2) {
+        *(uint32_t *)(g->env + OFF_HFLAGS2) = (uint32_t)value;
+        return;
+    }
+    long off = env_field(field);
+    if (off >= 0)
+        *env_u64(g, off) = value;
+}
+
+void vmm_set_a20(struct vmm_glue *g, int enabled)
+{
+    int32_t mask = enabled ? -1 : (int32_t)~(1 << 20);
+    if (*a20_of(g) != mask) {
+        *a20_of(g) = mask;
+        p_tlb_flush(g->cs);
+    }
+}
+
+int vmm_get_a20(struct vmm_glue *g)
+{
+    return *a20_of(g) == -1;
+}
+
+void vmm_flush_icount(struct vmm_glue *g)
+{
+    memset(g->table, 0, ICOUNT_SLOTS * sizeof(struct icount_slot));
+}
+
+int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size)
+{
+    return p_uc_mmio_map(g->uc, base, size, hole_read, g, hole_write, g);
+}
+
+int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size)
+{
+    struct device_window *w = malloc(sizeof *w); /* lives as long as the engine */
+    if (!w)
+        return -1;
+    w->g = g;
+    w->base = base;
+    return p_uc_mmio_map(g->uc, base, size, device_read, w, device_write, w);
+}
+
+int vmm_pending_interrupt(struct vmm_glue *g)
+{
+    return p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD) != 0;
+}
+
+const char *vmm_glue_layout(struct vmm_glue *g)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "env=+%#lx efer=%ld star=%ld lstar=%ld sysenter_cs=%ld",
+             (long)(g->env - (char *)g->cs), off_efer, off_star, off_lstar, off_sysenter_cs);
+    return buf;
+}

@@ -1,0 +1,92 @@
+/*
+ * vmm's native completion of Unicorn as the CPU of a whole PC (see csrc/uc_glue.c).
+ * This header is shared by the C source and the cffi builder (csrc/build_uc_glue.py):
+ * everything between the CDEF markers is also fed to ffibuilder.cdef().
+ */
+#ifndef VMM_UC_GLUE_H
+#define VMM_UC_GLUE_H
+#include <stdint.h>
+
+/* CDEF-BEGIN */
+#define VMM_FAULT_RING 8
+
+/* Why the glue stopped emulation (vmm_glue.stop_reason). */
+#define VMM_STOP_NONE 0
+#define VMM_STOP_DEADLINE 1
+#define VMM_STOP_REQUESTED 2
+#define VMM_STOP_RESUME 3      /* a #UD was delivered: just run again */
+#define VMM_STOP_BREAKPOINT 4
+
+struct vmm_seg {
+    uint32_t selector;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t flags;            /* QEMU's layout: descriptor bits 32-63 */
+};
+
+struct vmm_glue {
+    /* Guest progress: instructions of every block entered. */
+    uint64_t insns;
+    /* Stop at the first block boundary where insns would pass this. */
+    uint64_t deadline;
+    /* The interrupt controller's INTR output. */
+    int irq_line;
+    int stop_reason;
+    /* Vector whose delivery is under way, -1 when none (triple-fault detection). */
+    int delivering;
+    /* 1 after SYSCALL, 2 after SYSENTER: completed at the next block start. */
+    int pending_syscall;
+    /* TSC ticks per instruction retired (RDTSC follows virtual time). */
+    uint64_t tsc_per_insn;
+    uint64_t tsc_offset;
+    /* The last exceptions entered, oldest overwritten first. */
+    int fault_vector[VMM_FAULT_RING];
+    int fault_error[VMM_FAULT_RING];   /* -1: no error code */
+    uint64_t fault_pc[VMM_FAULT_RING];
+    uint64_t fault_count;
+    uint64_t irqs_delivered;
+    uint64_t exceptions_delivered;
+    uint64_t unclaimed_accesses;
+    uint64_t icount_misses;
+    /* Linear address that stops the run before its block executes (debugger), or ~0. */
+    uint64_t break_pc;
+    int hide_apic;                     /* clear CPUID's APIC bits: vmm has no local APIC */
+    void *py_handle;                   /* the owning Python backend */
+    /* private to the C side */
+    void *uc;
+    void *cs;
+    char *env;
+    void *table;
+};
+
+struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, int errlen);
+void vmm_glue_free(struct vmm_glue *g);
+int vmm_get_seg(struct vmm_glue *g, int index, struct vmm_seg *out);
+int vmm_set_seg(struct vmm_glue *g, int index, const struct vmm_seg *seg);
+void vmm_update_hflags(struct vmm_glue *g);
+uint64_t vmm_get_env_u64(struct vmm_glue *g, int field);
+void vmm_set_env_u64(struct vmm_glue *g, int field, uint64_t value);
+void vmm_set_a20(struct vmm_glue *g, int enabled);
+int vmm_get_a20(struct vmm_glue *g);
+void vmm_flush_icount(struct vmm_glue *g);
+int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size);
+int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size);
+int vmm_pending_interrupt(struct vmm_glue *g);
+const char *vmm_glue_layout(struct vmm_glue *g);
+
+/* Fields for vmm_get_env_u64 / vmm_set_env_u64. */
+#define VMM_ENV_EFER 0
+#define VMM_ENV_STAR 1
+#define VMM_ENV_LSTAR 2
+#define VMM_ENV_CSTAR 3
+#define VMM_ENV_FMASK 4
+#define VMM_ENV_KERNELGSBASE 5
+#define VMM_ENV_SYSENTER_CS 6
+#define VMM_ENV_SYSENTER_ESP 7
+#define VMM_ENV_SYSENTER_EIP 8
+#define VMM_ENV_HFLAGS 9
+#define VMM_ENV_HFLAGS2 10
+#define VMM_ENV_EIP 11
+/* CDEF-END */
+
+#endif

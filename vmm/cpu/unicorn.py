@@ -1,0 +1,416 @@
+"""The Unicorn CPU backend: QEMU's x86 translator, completed natively into a PC's CPU.
+
+One UC_MODE_64 engine is put into the architectural reset state (SDM vol. 3, 9.1.1:
+real mode, CS = F000 with base FFFF0000, IP = FFF0) and follows the guest through
+protected and long mode. The native glue (csrc/uc_glue.c) delivers exceptions,
+interrupts, SYSCALL/SYSENTER and counts instructions for virtual time; Python runs only
+on exits: port I/O, MMIO, the interrupt acknowledge, deadlines and HLT.
+
+Triple fault: the run stops with StopReason.SHUTDOWN and the chain of exceptions that
+led to it (the machine then resets or stops, as configured).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import unicorn
+from unicorn import UcError
+from unicorn import unicorn_const as ucc
+from unicorn import x86_const as x86
+
+from vmm.cpu.base import Platform, RunResult, StopReason
+from vmm.cpu.state import (
+    GPR_NAMES,
+    MSR_EFER,
+    SAVED_MSRS,
+    SEGMENT_NAMES,
+    Segment,
+    Table,
+    X86State,
+)
+from vmm.errors import CpuError
+from vmm.memory import GuestMemory
+
+try:
+    from vmm._uc_glue import ffi, lib
+except ImportError as exc:  # pragma: no cover - a broken install
+    raise CpuError(
+        f"vmm's native Unicorn glue is not built ({exc}); run `make` (or `pip install -e .`)"
+    ) from exc
+
+REQUIRED_UNICORN = "2.1.4"
+TSC_MHZ = 1000  # the virtual TSC ticks at 1 GHz
+
+_GPR_IDS = [getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES]
+_CR_IDS = {0: x86.UC_X86_REG_CR0, 2: x86.UC_X86_REG_CR2, 3: x86.UC_X86_REG_CR3, 4: x86.UC_X86_REG_CR4,
+           8: x86.UC_X86_REG_CR8}  # fmt: skip
+_DR_IDS = [x86.UC_X86_REG_DR0, x86.UC_X86_REG_DR1, x86.UC_X86_REG_DR2, x86.UC_X86_REG_DR3,
+           x86.UC_X86_REG_DR6, x86.UC_X86_REG_DR7]  # fmt: skip
+# Segment cache slots in QEMU's CPUX86State, in glue index order.
+_SEG_INDEX = {name: i for i, name in enumerate(SEGMENT_NAMES)} | {"ldt": 6, "tr": 7, "gdt": 8, "idt": 9}
+
+# Unicorn's MSR writes go through QEMU's WRMSR; these follow it through the glue instead.
+_GLUE_MSRS = {
+    MSR_EFER: lib.VMM_ENV_EFER,
+}
+
+
+@dataclass(frozen=True)
+class PhysRegion:
+    """One range of the guest-physical address space as the CPU sees it."""
+
+    base: int
+    size: int
+    kind: str  # "ram" (offset into GuestMemory), "rom" (data), "device" (MMIO exit), "hole"
+    ram_offset: int = 0
+    data: bytes = b""
+
+
+def _attrs_from_flags(flags: int) -> int:
+    return (flags >> 8) & 0xF0FF
+
+
+def _flags_from_attrs(attrs: int) -> int:
+    return (attrs & 0xF0FF) << 8
+
+
+class UnicornCpu:
+    """The CpuBackend on Unicorn (see vmm.cpu.base for the interface)."""
+
+    name = "unicorn"
+
+    def __init__(self, memory: GuestMemory, platform: Platform, regions: list[PhysRegion],
+                 clock_mhz: int = 100) -> None:
+        if unicorn.__version__ != REQUIRED_UNICORN:
+            raise CpuError(
+                f"vmm needs unicorn {REQUIRED_UNICORN} (its native glue depends on that version's "
+                f"internals), found {unicorn.__version__}: run `make` to install the pinned version"
+            )
+        self.memory = memory
+        self.platform = platform
+        self.regions = list(regions)
+        self._error: BaseException | None = None
+        self._uc = unicorn.Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
+        self._uc.ctl_exits_enabled(True)
+        self._uc.ctl_set_exits([])
+        self._handle = ffi.new_handle(self)
+        self._rom_buffers: list[ctypes.Array] = []
+        err = ffi.new("char[]", 512)
+        libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
+        uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
+        glue = lib.vmm_glue_new(libpath.encode(), ffi.cast("void *", uch), err, 512)
+        if glue == ffi.NULL:
+            raise CpuError(f"unicorn self-check failed: {ffi.string(err).decode()}")
+        self._g = glue
+        self._g.py_handle = self._handle
+        self._g.tsc_per_insn = max(1, TSC_MHZ // clock_mhz)
+        self._map_regions()
+        self.reset()
+
+    # ---- memory map ----
+
+    def _map_regions(self) -> None:
+        base_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.memory.mmap))
+        for region in self.regions:
+            if region.kind == "ram":
+                self.memory.check(region.ram_offset, region.size)
+                self._uc.mem_map_ptr(region.base, region.size, ucc.UC_PROT_ALL, base_addr + region.ram_offset)
+            elif region.kind == "rom":
+                buffer = (ctypes.c_char * region.size).from_buffer_copy(region.data.ljust(region.size, b"\xff"))
+                self._rom_buffers.append(buffer)
+                # Writable shadow: vmm's PC has no chipset to write-protect the ROM copy.
+                self._uc.mem_map_ptr(region.base, region.size, ucc.UC_PROT_ALL, ctypes.addressof(buffer))
+            elif region.kind == "device":
+                self._check(lib.vmm_map_device(self._g, region.base, region.size), f"map MMIO {region.base:#x}")
+            elif region.kind == "hole":
+                self._check(lib.vmm_map_hole(self._g, region.base, region.size), f"map hole {region.base:#x}")
+            else:
+                raise ValueError(f"unknown region kind {region.kind!r}")
+        self.memory.add_write_listener(self.invalidate_code)
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            raise CpuError(f"unicorn cannot {what}: {UcError(status)}")
+
+    # ---- the interface ----
+
+    @property
+    def instructions(self) -> int:
+        return self._g.insns
+
+    @instructions.setter
+    def instructions(self, value: int) -> None:
+        self._g.insns = value
+
+    @property
+    def stats(self) -> dict[str, int]:
+        g = self._g
+        return {"irqs": g.irqs_delivered, "exceptions": g.exceptions_delivered,
+                "unclaimed": g.unclaimed_accesses, "icount_misses": g.icount_misses}  # fmt: skip
+
+    def set_irq_line(self, level: bool) -> None:
+        self._g.irq_line = 1 if level else 0
+
+    def request_stop(self) -> None:
+        if self._g.stop_reason == lib.VMM_STOP_NONE:
+            self._g.stop_reason = lib.VMM_STOP_REQUESTED
+        self._uc.emu_stop()
+
+    def set_breakpoint(self, linear: int | None) -> None:
+        """Stop before the block starting at ``linear`` runs (one-shot)."""
+        self._g.break_pc = 0xFFFFFFFFFFFFFFFF if linear is None else linear
+
+    def run(self, max_instructions: int) -> RunResult:
+        g = self._g
+        g.deadline = g.insns + max(1, max_instructions)
+        while True:
+            g.stop_reason = lib.VMM_STOP_NONE
+            g.delivering = -1
+            eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
+            try:
+                self._uc.emu_start(eip, 0)
+            except UcError as exc:
+                if self._error is not None:
+                    return self._take_error()
+                return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
+            if self._error is not None:
+                return self._take_error()
+            reason = g.stop_reason
+            if reason == lib.VMM_STOP_RESUME:
+                continue
+            if reason == lib.VMM_STOP_DEADLINE:
+                return RunResult(StopReason.DEADLINE)
+            if reason == lib.VMM_STOP_REQUESTED:
+                return RunResult(StopReason.REQUESTED)
+            if reason == lib.VMM_STOP_BREAKPOINT:
+                return RunResult(StopReason.BREAKPOINT)
+            if g.delivering == 8:
+                return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
+            if g.delivering == 6:
+                # #UD delivered by the glue; Unicorn stops after it: carry on.
+                continue
+            return RunResult(StopReason.HALT)
+
+    def fault_chain(self) -> list[tuple[int, int | None, int]]:
+        """The last exceptions entered (vector, error code or None, linear pc), oldest first."""
+        g = self._g
+        count = min(g.fault_count, lib.VMM_FAULT_RING)
+        chain = []
+        for k in range(g.fault_count - count, g.fault_count):
+            i = k % lib.VMM_FAULT_RING
+            error = g.fault_error[i]
+            chain.append((g.fault_vector[i], None if error < 0 else error & 0xFFFFFFFF, g.fault_pc[i]))
+        return chain
+
+    def _take_error(self) -> RunResult:
+        error, self._error = self._error, None
+        if isinstance(error, CpuError):
+            raise error
+        raise error  # a bug in a device model: let it surface with its traceback
+
+    def _describe_uc_error(self, exc: UcError) -> str:
+        pc = self.get_state().pc
+        return f"{exc} at pc {pc:#x}"
+
+    def reset(self) -> None:
+        self.set_state(X86State())
+        self._g.insns = 0
+        self._g.fault_count = 0
+        lib.vmm_flush_icount(self._g)
+
+    def invalidate_code(self, addr: int, length: int) -> None:
+        self._uc.ctl_remove_cache(addr, addr + length)
+        lib.vmm_flush_icount(self._g)
+
+    def set_a20(self, enabled: bool) -> None:
+        lib.vmm_set_a20(self._g, 1 if enabled else 0)
+
+    def close(self) -> None:
+        if self._g is not None:
+            self.memory._write_listeners.remove(self.invalidate_code)
+            self._uc.emu_stop()
+            self._uc = None
+            lib.vmm_glue_free(self._g)
+            self._g = None
+
+    # ---- state ----
+
+    def get_state(self) -> X86State:
+        uc, g = self._uc, self._g
+        state = X86State()
+        state.gprs = {name: uc.reg_read(reg) for name, reg in zip(GPR_NAMES, _GPR_IDS, strict=True)}
+        state.rip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
+        state.rflags = uc.reg_read(x86.UC_X86_REG_RFLAGS)
+        seg = ffi.new("struct vmm_seg *")
+        for name, index in _SEG_INDEX.items():
+            lib.vmm_get_seg(g, index, seg)
+            if name in ("gdt", "idt"):
+                setattr(state, name, Table(seg.base, seg.limit))
+            else:
+                value = Segment(seg.selector, seg.base, seg.limit, _attrs_from_flags(seg.flags))
+                if name in ("ldt", "tr"):
+                    setattr(state, name, value)
+                else:
+                    state.segments[name] = value
+        state.cr0 = uc.reg_read(_CR_IDS[0])
+        state.cr2 = uc.reg_read(_CR_IDS[2])
+        state.cr3 = uc.reg_read(_CR_IDS[3])
+        state.cr4 = uc.reg_read(_CR_IDS[4])
+        state.cr8 = uc.reg_read(_CR_IDS[8])
+        state.efer = lib.vmm_get_env_u64(g, lib.VMM_ENV_EFER)
+        state.msrs = {msr: uc.msr_read(msr) for msr in SAVED_MSRS}
+        state.dr = [uc.reg_read(reg) for reg in _DR_IDS]
+        state.fxsave = self._read_fxsave()
+        state.a20_enabled = bool(lib.vmm_get_a20(g))
+        return state
+
+    def set_state(self, state: X86State) -> None:
+        uc, g = self._uc, self._g
+        for name, reg in zip(GPR_NAMES, _GPR_IDS, strict=True):
+            uc.reg_write(reg, state.gprs[name])
+        # Control registers first: QEMU recomputes its mode flags from them.
+        uc.reg_write(_CR_IDS[4], state.cr4)
+        uc.reg_write(_CR_IDS[3], state.cr3)
+        uc.reg_write(_CR_IDS[0], state.cr0)
+        uc.reg_write(_CR_IDS[2], state.cr2)
+        lib.vmm_set_env_u64(g, lib.VMM_ENV_EFER, state.efer)
+        for msr in SAVED_MSRS:
+            uc.msr_write(msr, state.msrs.get(msr, 0x0007040600070406 if msr == 0x277 else 0))
+        seg = ffi.new("struct vmm_seg *")
+        for name, index in _SEG_INDEX.items():
+            if name in ("gdt", "idt"):
+                table = getattr(state, name)
+                seg.selector, seg.base, seg.limit, seg.flags = 0, table.base, table.limit, 0
+            else:
+                value = getattr(state, name) if name in ("ldt", "tr") else state.segments[name]
+                seg.selector, seg.base, seg.limit = value.selector, value.base, value.limit
+                seg.flags = _flags_from_attrs(value.attrs)
+            lib.vmm_set_seg(g, index, seg)
+        uc.reg_write(x86.UC_X86_REG_RFLAGS, state.rflags)
+        lib.vmm_set_env_u64(g, lib.VMM_ENV_EIP, state.rip)
+        for reg, value in zip(_DR_IDS, state.dr, strict=True):
+            uc.reg_write(reg, value)
+        if state.fxsave:
+            self._write_fxsave(state.fxsave)
+        else:
+            uc.reg_write(x86.UC_X86_REG_FPCW, 0x037F)
+            uc.reg_write(x86.UC_X86_REG_MXCSR, 0x1F80)
+        lib.vmm_set_a20(g, 1 if state.a20_enabled else 0)
+        # HF2_GIF: interrupts are globally enabled outside SVM (QEMU's reset sets it).
+        lib.vmm_set_env_u64(g, lib.VMM_ENV_HFLAGS2, lib.vmm_get_env_u64(g, lib.VMM_ENV_HFLAGS2) | 1)
+        lib.vmm_update_hflags(g)
+        self._uc.ctl_flush_tb()
+        lib.vmm_flush_icount(g)
+
+    def _read_fxsave(self) -> bytes:
+        """The x87/SSE state packed in the FXSAVE layout (SDM vol. 1, 10.5.1)."""
+        uc = self._uc
+        image = bytearray(512)
+        fcw = uc.reg_read(x86.UC_X86_REG_FPCW)
+        fsw = uc.reg_read(x86.UC_X86_REG_FPSW)
+        ftw = uc.reg_read(x86.UC_X86_REG_FPTAG)
+        # FXSAVE keeps an abridged tag: one bit per register, 1 = valid.
+        abridged = 0
+        for i in range(8):
+            if (ftw >> (2 * i)) & 3 != 3:
+                abridged |= 1 << i
+        image[0:2] = fcw.to_bytes(2, "little")
+        image[2:4] = fsw.to_bytes(2, "little")
+        image[4] = abridged
+        image[24:28] = uc.reg_read(x86.UC_X86_REG_MXCSR).to_bytes(4, "little")
+        image[28:32] = (0xFFFF).to_bytes(4, "little")  # MXCSR_MASK
+        for i in range(8):
+            mantissa, exponent = uc.reg_read(x86.UC_X86_REG_FP0 + i)
+            off = 32 + 16 * i
+            image[off : off + 8] = mantissa.to_bytes(8, "little")
+            image[off + 8 : off + 10] = exponent.to_bytes(2, "little")
+        for i in range(16):
+            value = uc.reg_read(x86.UC_X86_REG_XMM0 + i)
+            image[160 + 16 * i : 176 + 16 * i] = value.to_bytes(16, "little")
+        return bytes(image)
+
+    def _write_fxsave(self, image: bytes) -> None:
+        uc = self._uc
+        uc.reg_write(x86.UC_X86_REG_FPCW, int.from_bytes(image[0:2], "little"))
+        uc.reg_write(x86.UC_X86_REG_FPSW, int.from_bytes(image[2:4], "little"))
+        abridged = image[4]
+        ftw = 0
+        for i in range(8):
+            ftw |= (0 if abridged & (1 << i) else 3) << (2 * i)
+        uc.reg_write(x86.UC_X86_REG_FPTAG, ftw)
+        uc.reg_write(x86.UC_X86_REG_MXCSR, int.from_bytes(image[24:28], "little") or 0x1F80)
+        for i in range(8):
+            off = 32 + 16 * i
+            uc.reg_write(x86.UC_X86_REG_FP0 + i,
+                         (int.from_bytes(image[off : off + 8], "little"),
+                          int.from_bytes(image[off + 8 : off + 10], "little")))  # fmt: skip
+        for i in range(16):
+            uc.reg_write(x86.UC_X86_REG_XMM0 + i, int.from_bytes(image[160 + 16 * i : 176 + 16 * i], "little"))
+
+
+# ---- callbacks from the native glue (no Python per instruction: these are exits) ----
+
+
+def _on_callback_error(exc_type, exc, tb) -> None:  # cffi onerror signature
+    pass
+
+
+def _backend(handle) -> UnicornCpu:
+    return ffi.from_handle(handle)
+
+
+def _fail(cpu: UnicornCpu, exc: BaseException) -> None:
+    if cpu._error is None:
+        cpu._error = exc
+    cpu._uc.emu_stop()
+
+
+@ffi.def_extern()
+def vmm_py_io_in(handle, port, size):
+    cpu = _backend(handle)
+    try:
+        return cpu.platform.io_read(port, size)
+    except BaseException as exc:  # noqa: BLE001 - surfaced by run()
+        _fail(cpu, exc)
+        return 0
+
+
+@ffi.def_extern()
+def vmm_py_io_out(handle, port, size, value):
+    cpu = _backend(handle)
+    try:
+        cpu.platform.io_write(port, size, value)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(cpu, exc)
+
+
+@ffi.def_extern()
+def vmm_py_mmio_read(handle, addr, size):
+    cpu = _backend(handle)
+    try:
+        return cpu.platform.mmio_read(addr, size)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(cpu, exc)
+        return 0
+
+
+@ffi.def_extern()
+def vmm_py_mmio_write(handle, addr, size, value):
+    cpu = _backend(handle)
+    try:
+        cpu.platform.mmio_write(addr, size, value)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(cpu, exc)
+
+
+@ffi.def_extern()
+def vmm_py_inta(handle):
+    cpu = _backend(handle)
+    try:
+        return cpu.platform.interrupt_acknowledge()
+    except BaseException as exc:  # noqa: BLE001
+        _fail(cpu, exc)
+        return -1

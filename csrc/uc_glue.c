@@ -247,6 +247,12 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
         p_uc_emu_stop(g->uc);
         return;
     }
+    if (g->stop_on_user && (*hflags_of(g) & HF_CPL_MASK) == 3) {
+        g->stop_on_user = 0;
+        g->stop_reason = VMM_STOP_USER;
+        p_uc_emu_stop(g->uc);
+        return;
+    }
     if (g->irq_line && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD)) {
         /* The INTA cycle: the PIC answers with the vector (and may answer spurious). */
         int vector = vmm_py_inta(g->py_handle);

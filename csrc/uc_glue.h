@@ -16,6 +16,7 @@
 #define VMM_STOP_REQUESTED 2
 #define VMM_STOP_RESUME 3      /* a #UD was delivered: just run again */
 #define VMM_STOP_BREAKPOINT 4
+#define VMM_STOP_USER 5        /* first block at CPL 3 (stop_on_user) */
 
 struct vmm_seg {
     uint32_t selector;
@@ -50,6 +51,7 @@ struct vmm_glue {
     uint64_t icount_misses;
     /* Linear address that stops the run before its block executes (debugger), or ~0. */
     uint64_t break_pc;
+    int stop_on_user;                  /* stop before the first block run at CPL 3 */
     int hide_apic;                     /* clear CPUID's APIC bits: vmm has no local APIC */
     void *py_handle;                   /* the owning Python backend */
     /* private to the C side */

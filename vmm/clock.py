@@ -107,6 +107,10 @@ class VirtualClock:
             timer.callback()
             fired += 1
 
+    def idle(self, ns: int) -> None:
+        """Let ``ns`` of virtual time pass with no instruction retired (the CPU is in HLT)."""
+        self._offset_ns += max(0, int(ns))
+
     def save(self) -> dict:
         return {"mhz": self.mhz, "now_ns": self.now_ns()}
 

@@ -16,8 +16,15 @@ TEMPLATE = """\
     .intel_syntax noprefix
     .section .text
     .globl _start
+    .set ROM, 0xF0000
+    .set COM1, 0x3F8
+    .set PASS, 0x10            # exit status 33
+    .set FAIL, 0x7F            # exit status 255
 _start:
 {body}
+"""
+TRAILER = """
+    .code16
     .org 0xFFF0
     .byte 0xEA
     .word _start
@@ -26,10 +33,18 @@ _start:
 """
 
 
+ROMS = Path(__file__).resolve().parent / "roms"
+
+
+def rom_source(name: str) -> str:
+    return (ROMS / f"{name}.S").read_text()
+
+
 def assemble_rom(body: str) -> bytes:
-    """``body`` is assembly placed at F000:0000; returns the 64 KiB ROM image."""
-    source = TEMPLATE.format(body=body)
-    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    """``body`` is assembly placed at F000:0000 (it may ``.include "common.inc"``);
+    returns the 64 KiB ROM image."""
+    source = TEMPLATE.format(body=body) + TRAILER
+    key = hashlib.sha256((source + (ROMS / "common.inc").read_text()).encode()).hexdigest()[:16]
     _CACHE.mkdir(exist_ok=True)
     out = _CACHE / f"{key}.bin"
     if out.exists():
@@ -37,8 +52,11 @@ def assemble_rom(body: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, obj, elf = Path(tmp, "rom.S"), Path(tmp, "rom.o"), Path(tmp, "rom.elf")
         src.write_text(source)
-        subprocess.run(["as", "--32", "-o", str(obj), str(src)], check=True, capture_output=True, text=True)
-        subprocess.run(["ld", "-m", "elf_i386", "-Ttext=0", "-e", "_start", "-o", str(elf), str(obj)],
+        result = subprocess.run(["as", "--64", "-I", str(ROMS), "-o", str(obj), str(src)],
+                                capture_output=True, text=True)  # fmt: skip
+        if result.returncode:
+            raise RuntimeError(f"as failed:\n{result.stderr}")
+        subprocess.run(["ld", "-m", "elf_x86_64", "-Ttext=0", "-e", "_start", "-o", str(elf), str(obj)],
                        check=True, capture_output=True, text=True)  # fmt: skip
         subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(elf), str(out)], check=True)
     data = out.read_bytes()

@@ -36,7 +36,8 @@ class StopReason(enum.Enum):
     HALT = "halt"  # HLT with no interrupt pending
     REQUESTED = "requested"  # request_stop() from a device or the user
     SHUTDOWN = "shutdown"  # triple fault
-    BREAKPOINT = "breakpoint"  # a debugger breakpoint or single step finished
+    BREAKPOINT = "breakpoint"  # a breakpoint set with set_breakpoint() was reached
+    USER = "user"  # the first instruction at CPL 3 (watch_user_mode) is next
     ERROR = "error"  # the backend cannot continue (details in RunResult.detail)
 
 

@@ -163,6 +163,14 @@ class UnicornCpu:
         """Stop before the block starting at ``linear`` runs (one-shot)."""
         self._g.break_pc = 0xFFFFFFFFFFFFFFFF if linear is None else linear
 
+    def watch_user_mode(self, enabled: bool) -> None:
+        """Stop (StopReason.USER) before the first block that would run at CPL 3."""
+        self._g.stop_on_user = 1 if enabled else 0
+
+    def advance_tsc(self, ns: int) -> None:
+        """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""
+        self._g.tsc_offset += ns * TSC_MHZ // 1000
+
     def run(self, max_instructions: int) -> RunResult:
         g = self._g
         g.deadline = g.insns + max(1, max_instructions)
@@ -187,6 +195,8 @@ class UnicornCpu:
                 return RunResult(StopReason.REQUESTED)
             if reason == lib.VMM_STOP_BREAKPOINT:
                 return RunResult(StopReason.BREAKPOINT)
+            if reason == lib.VMM_STOP_USER:
+                return RunResult(StopReason.USER)
             if g.delivering == 8:
                 return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
             if g.delivering == 6:

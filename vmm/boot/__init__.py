@@ -1,0 +1,1 @@
+"""Boot loaders that put a kernel into RAM without firmware (Multiboot)."""

@@ -1,0 +1,1 @@
+"""Stage tracking, the stepping debugger, the gdb remote stub and traces."""

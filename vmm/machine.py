@@ -1,0 +1,337 @@
+"""Machine: the wiring board. Owns guest RAM, the buses, the clock, the devices and a CPU
+backend, and runs the loop (DESIGN.md, "The picture").
+
+The loop: run the CPU up to the next timer deadline (converted to an instruction
+budget), fire the timers that are due, handle why the CPU stopped (HLT idles virtual time
+to the next deadline; a stage breakpoint records a transition; the exit port or a reset
+request ends or restarts the run). Port and MMIO accesses reach the buses from inside
+the CPU run through the Platform methods below.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmm.bus import IoBus, MmioBus
+from vmm.clock import VirtualClock
+from vmm.config import MIB, MachineConfig
+from vmm.cpu.base import RunResult, StopReason
+from vmm.cpu.state import RFLAGS_IF
+from vmm.debug.stages import StageTracker
+from vmm.errors import ImageError
+from vmm.irq import IrqLine
+from vmm.memory import GuestMemory
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIOS = ROOT / "firmware" / "build" / "bios.bin"
+FOUR_GIB = 1 << 32
+LOW_ROM_MAX = 128 * 1024  # at most the top 128 KiB of the ROM appear below 1 MiB (as QEMU)
+MAX_SLICE = 20_000_000  # instructions between host checks (input, wall-clock timeout)
+
+
+@dataclass
+class MachineExit:
+    """Why a run ended, and what `vmm run` reports."""
+
+    reason: str  # exit-port | halted | triple-fault | limit | timeout | stopped | error
+    status: int = 0
+    detail: str = ""
+    fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
+
+
+def load_rom(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: BIOS ROM not found (run `make firmware`, or pass --bios ROM)") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read BIOS ROM: {exc.strerror}") from None
+    if not 64 * 1024 <= len(data) <= 256 * 1024 or len(data) % (64 * 1024):
+        raise ImageError(f"{path}: a BIOS ROM must be 64, 128, 192 or 256 KiB, not {len(data)} bytes")
+    return data
+
+
+class Machine:
+    """A PC: build it from a MachineConfig, then ``run()``."""
+
+    def __init__(self, config: MachineConfig, serial_out: Callable[[bytes], None] | None = None,
+                 cpu_factory: Callable | None = None) -> None:  # fmt: skip
+        self.config = config.validate()
+        self.clock = VirtualClock(config.clock_mhz, realtime=config.realtime)
+        self.memory = GuestMemory(config.memory_mb * MIB)
+        self.io = IoBus()
+        self.mmio = MmioBus()
+        self.serial_transcript = bytearray()
+        self.debug_transcript = bytearray()
+        self.post_codes: list[int] = []
+        self._serial_out = serial_out
+        self.exit: MachineExit | None = None
+        self._reset_requested = False
+        self.rom = load_rom(config.bios or DEFAULT_BIOS) if config.kernel is None or config.bios else None
+        self.stages = StageTracker(config.stage_entries.get("kernel"))
+        self.disks = self._open_disks()
+        self._build_devices()
+        self.cpu = (cpu_factory or self._default_cpu)(self)
+        self.clock.attach(lambda: self.cpu.instructions)
+        self._irq_level = False
+        self.power_on()
+
+    # ---- construction ----
+
+    def _default_cpu(self, machine: Machine):
+        from vmm.cpu.unicorn import UnicornCpu
+
+        return UnicornCpu(self.memory, self, self.physical_map(), self.config.clock_mhz)
+
+    def physical_map(self) -> list:
+        """RAM, ROM copies, device windows and bus holes, as the CPU maps them."""
+        from vmm.cpu.unicorn import PhysRegion
+
+        ram = self.memory.size
+        rom = self.rom or b""
+        low_rom = rom[-LOW_ROM_MAX:] if rom else b""
+        low_base = 0x100000 - len(low_rom)
+        regions = [PhysRegion(0, min(ram, low_base), "ram", 0)]
+        if low_rom:
+            regions.append(PhysRegion(low_base, len(low_rom), "rom", data=low_rom))
+        elif ram > low_base:
+            regions.append(PhysRegion(low_base, min(ram, 0x100000) - low_base, "ram", low_base))
+        if ram > 0x100000:
+            regions.append(PhysRegion(0x100000, ram - 0x100000, "ram", 0x100000))
+        top = FOUR_GIB - len(rom) if rom else FOUR_GIB
+        cursor = max(ram, 0x100000)
+        for window in self.mmio.windows:
+            if window.base > cursor:
+                regions.append(PhysRegion(cursor, window.base - cursor, "hole"))
+            regions.append(PhysRegion(window.base, window.size, "device"))
+            cursor = window.end
+        if top > cursor:
+            regions.append(PhysRegion(cursor, top - cursor, "hole"))
+        if rom:
+            regions.append(PhysRegion(top, len(rom), "rom", data=rom))
+        return regions
+
+    def _open_disks(self) -> dict[str, object]:
+        from vmm.disk.open import open_disk
+
+        disks = {}
+        for disk in self.config.disks:
+            if not disk.path.exists():
+                raise ImageError(f"{disk.path}: disk image not found ({disk.slot})")
+            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only)
+        return disks
+
+    def _build_devices(self) -> None:
+        from vmm.devices.ata import AtaController
+        from vmm.devices.cmos import Mc146818Cmos
+        from vmm.devices.debugport import DebugConsole, ExitPort, PostCodePort
+        from vmm.devices.i8042 import I8042
+        from vmm.devices.pic8259 import Pic8259Pair
+        from vmm.devices.pit8254 import Pit8254
+        from vmm.devices.port92 import FastA20
+        from vmm.devices.uart16550 import Uart16550
+        from vmm.devices.vga import VgaText
+
+        self.pic = Pic8259Pair(on_output=self._on_intr)
+        irq = [IrqLine(n, self.pic.set_irq) for n in range(16)]
+        self.irq_lines = irq
+        self.pit = Pit8254(self.clock, irq[0])
+        self.cmos = Mc146818Cmos(self.clock, self.memory.size, irq[8], initial=self.config.nvram)
+        self.kbc = I8042(set_a20=self._set_a20, request_reset=self.request_reset, irq1=irq[1])
+        self.port92 = FastA20(set_a20=self._set_a20, request_reset=self.request_reset)
+        self.uart = Uart16550(irq[4], output=self._serial_byte)
+        self.vga = VgaText(self.memory)
+        self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
+        self.post = PostCodePort(on_post=self.post_codes.append)
+        self.debugcon = DebugConsole(self.debug_transcript.append)
+        self.exit_port = ExitPort(self._on_exit_port)
+        self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
+                        self.ata, self.post, self.debugcon, self.exit_port]  # fmt: skip
+        self.pit.register(self.io) if hasattr(self.pit, "register") else None
+        for device in self.devices:
+            for first, count in device.ports:
+                self.io.register(first, count, device)
+
+    # ---- wiring callbacks ----
+
+    def _on_intr(self, level: bool) -> None:
+        self._irq_level = level
+        cpu = getattr(self, "cpu", None)
+        if cpu is not None:
+            cpu.set_irq_line(level)
+
+    def _set_a20(self, enabled: bool) -> None:
+        self.cpu.set_a20(enabled)
+
+    def _serial_byte(self, byte: int) -> None:
+        self.serial_transcript.append(byte)
+        if self._serial_out is not None:
+            self._serial_out(bytes((byte,)))
+
+    def _on_exit_port(self, status: int) -> None:
+        self.exit = MachineExit("exit-port", status)
+        self.cpu.request_stop()
+
+    def request_reset(self) -> None:
+        self._reset_requested = True
+        self.cpu.request_stop()
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        self.exit = MachineExit(reason)
+        self.cpu.request_stop()
+
+    # ---- Platform (called by the CPU backend) ----
+
+    def io_read(self, port: int, size: int) -> int:
+        return self.io.read(port, size)
+
+    def io_write(self, port: int, size: int, value: int) -> None:
+        self.io.write(port, size, value)
+
+    def mmio_read(self, addr: int, size: int) -> int:
+        return self.mmio.read(addr, size)
+
+    def mmio_write(self, addr: int, size: int, value: int) -> None:
+        self.mmio.write(addr, size, value)
+
+    def interrupt_acknowledge(self) -> int:
+        return self.pic.acknowledge()
+
+    # ---- power ----
+
+    def power_on(self) -> None:
+        for device in self.devices:
+            device.reset()
+        self.cpu.reset()
+        self.cpu.set_irq_line(self.pic.output)
+        self.stages.timeline.clear()
+        if self.config.kernel is not None:
+            from vmm.boot.multiboot import load_multiboot
+
+            entry = load_multiboot(self, self.config.kernel, self.config.append, self.config.initrd)
+            self.stages.kernel_entry = entry
+            self.stages.enter("kernel", 0, 0, entry)
+        else:
+            self.stages.enter("firmware", 0, 0, 0xFFFFFFF0)
+        self._arm_stage_watch()
+
+    def _arm_stage_watch(self) -> None:
+        self.cpu.set_breakpoint(self.stages.next_breakpoint())
+        self.cpu.watch_user_mode(self.stages.current != "init")
+
+    def _on_stage_stop(self, stage: str) -> None:
+        state_pc = self.cpu.get_state().pc
+        self.stages.enter(stage, self.cpu.instructions, self.clock.now_ns(), state_pc)
+        self._arm_stage_watch()
+        if self.on_stage is not None:
+            self.on_stage(self.stages.timeline[-1])
+
+    on_stage: Callable | None = None
+
+    # ---- the loop ----
+
+    def run(self, max_instructions: int | None = None, timeout: float | None = None,
+            pace: bool = False, poll: Callable[[], None] | None = None) -> MachineExit:  # fmt: skip
+        """Run until the guest exits, halts for good, faults fatally or a limit is reached."""
+        self.exit = None
+        limit = None if max_instructions is None else self.cpu.instructions + max_instructions
+        wall_start = time.monotonic()
+        virtual_start = self.clock.now_ns()
+        while self.exit is None:
+            if poll is not None:
+                poll()
+            budget = MAX_SLICE
+            deadline = self.clock.next_deadline_ns()
+            if deadline is not None:
+                budget = min(budget, max(1, self.clock.ns_to_insns(deadline - self.clock.now_ns())))
+            if limit is not None:
+                if self.cpu.instructions >= limit:
+                    self.exit = MachineExit("limit", detail=f"stopped after {max_instructions:,} instructions")
+                    break
+                budget = min(budget, limit - self.cpu.instructions)
+            result = self.cpu.run(budget)
+            self.clock.run_due()
+            self._handle(result, pace, wall_start, virtual_start)
+            if timeout is not None and self.exit is None and time.monotonic() - wall_start > timeout:
+                self.exit = MachineExit("timeout", detail=f"stopped after {timeout:g} s of wall time")
+        return self.exit
+
+    def _handle(self, result: RunResult, pace: bool, wall_start: float, virtual_start: int) -> None:
+        reason = result.reason
+        if reason == StopReason.DEADLINE:
+            return
+        if reason == StopReason.BREAKPOINT:
+            self._on_stage_stop("kernel" if self.stages.current == "bootloader" else "bootloader")
+            return
+        if reason == StopReason.USER:
+            self._on_stage_stop("init")
+            return
+        if reason == StopReason.REQUESTED:
+            if self._reset_requested:
+                self._reset_requested = False
+                self.exit = None
+                self.reset()
+            return
+        if reason == StopReason.HALT:
+            self._idle(pace, wall_start, virtual_start)
+            return
+        if reason == StopReason.SHUTDOWN:
+            self.exit = MachineExit("triple-fault", 0, result.detail, result.fault_chain)
+            return
+        self.exit = MachineExit("error", 0, result.detail)
+
+    def _idle(self, pace: bool, wall_start: float, virtual_start: int) -> None:
+        """HLT: let virtual time pass to the next timer deadline (or stop for good)."""
+        state_flags = self.cpu.get_state().rflags
+        if self._irq_level and state_flags & RFLAGS_IF:
+            return  # an interrupt is already waiting: the CPU takes it on resume
+        deadline = self.clock.next_deadline_ns()
+        if not state_flags & RFLAGS_IF or deadline is None:
+            pc = self.cpu.get_state().pc
+            why = "interrupts disabled" if not state_flags & RFLAGS_IF else "no timer armed"
+            self.exit = MachineExit("halted", 0, f"CPU halted with {why} at pc {pc:#x}")
+            return
+        now = self.clock.now_ns()
+        if deadline > now:
+            if pace and not self.clock.realtime:
+                ahead = (deadline - virtual_start) / 1e9 - (time.monotonic() - wall_start)
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.05))
+            if self.clock.realtime:
+                time.sleep(max(0.0, min((deadline - now) / 1e9, 0.05)))
+            else:
+                self.clock.idle(deadline - now)
+                self.cpu.advance_tsc(deadline - now)
+            self.clock.run_due()
+
+    def reset(self) -> None:
+        """A guest-requested reset (8042 pulse, port 0x92): RAM keeps its contents."""
+        for device in self.devices:
+            device.reset()
+        self.cpu.reset()
+        self.cpu.set_irq_line(self.pic.output)
+        self._arm_stage_watch()
+
+    # ---- what users and tests look at ----
+
+    def send(self, data: bytes | str) -> None:
+        """Type ``data`` on the serial console."""
+        self.uart.receive(data.encode() if isinstance(data, str) else data)
+
+    def screen_text(self) -> str:
+        return self.vga.screen_text()
+
+    def close(self) -> None:
+        self.cpu.close()
+        for disk in self.disks.values():
+            disk.close()
+        self.memory.close()
+
+
+def write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()

@@ -9,7 +9,9 @@
  *   - timing each KVM_RUN with CLOCK_MONOTONIC, from which vmm estimates progress.
  * It is included by csrc/build_kvm.py's set_source and compiled into vmm._kvm_ffi.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -190,3 +192,23 @@ static int vmm_open(const char *path)
     int fd = open(path, O_RDWR | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
+
+/* Names for the anonymous structures inside kvm_run and kvm_vcpu_events, so that cffi
+ * can take their layout from the compiler. */
+#define VMM_MEMBER_TYPE(type, member) __typeof__(((type *)0)->member)
+typedef VMM_MEMBER_TYPE(struct kvm_vcpu_events, exception) vmm_events_exception_t;
+typedef VMM_MEMBER_TYPE(struct kvm_vcpu_events, interrupt) vmm_events_interrupt_t;
+typedef VMM_MEMBER_TYPE(struct kvm_vcpu_events, nmi) vmm_events_nmi_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, fail_entry) vmm_run_fail_entry_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, io) vmm_run_io_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, debug) vmm_run_debug_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, mmio) vmm_run_mmio_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, internal) vmm_run_internal_t;
+typedef VMM_MEMBER_TYPE(struct kvm_run, system_event) vmm_run_system_event_t;
+
+static vmm_run_fail_entry_t *vmm_run_fail_entry(struct kvm_run *run) { return &run->fail_entry; }
+static vmm_run_io_t *vmm_run_io(struct kvm_run *run) { return &run->io; }
+static vmm_run_debug_t *vmm_run_debug(struct kvm_run *run) { return &run->debug; }
+static vmm_run_mmio_t *vmm_run_mmio(struct kvm_run *run) { return &run->mmio; }
+static vmm_run_internal_t *vmm_run_internal(struct kvm_run *run) { return &run->internal; }
+static vmm_run_system_event_t *vmm_run_system_event(struct kvm_run *run) { return &run->system_event; }

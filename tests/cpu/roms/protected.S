@@ -1,6 +1,5 @@
 # 32-bit protected mode: a ring-3 `int 0x80` through a DPL-3 gate switches to the TSS's
-# SS0:ESP0 stack; SYSENTER/SYSEXIT round trip; a ring-3 OUT with IOPL 0 and no I/O
-# bitmap raises #GP(0).
+# SS0:ESP0 stack; SYSENTER/SYSEXIT round trip; a ring-3 CLI with IOPL 0 raises #GP(0).
     cli
     xor ax, ax
     mov ss, ax
@@ -70,7 +69,7 @@ user:
     sysenter
 after_sysenter:
     mov eax, 0xBEEF
-    out 0x80, al                   # CPL 3 > IOPL 0: #GP(0)
+    cli                            # CPL 3 > IOPL 0: #GP(0)
     jmp user
 
 int80:

@@ -8,6 +8,8 @@ hardware's error status, never a traceback).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from vmm.errors import DiskError
 
 SECTOR_SIZE = 512
@@ -34,9 +36,23 @@ class BlockDevice:
     def close(self) -> None:
         """Flush and release the files."""
 
+    def data_ranges(self) -> Iterator[tuple[int, int]]:
+        """(lba, count) runs that may hold non-zero data, in order; everything else reads as zeros.
+
+        Copy tools (convert, commit) use it to skip holes; the default claims the whole disk.
+        """
+        if self.capacity:
+            yield 0, self.capacity
+
     def check_range(self, lba: int, count: int) -> None:
         if lba < 0 or count < 0 or lba + count > self.capacity:
             raise DiskError(f"sectors {lba}+{count} are outside the disk ({self.capacity} sectors)")
+
+    def check_data(self, data: bytes) -> int:
+        """The sector count of a write buffer, or DiskError if it is not whole sectors."""
+        if len(data) % SECTOR_SIZE:
+            raise DiskError(f"write of {len(data)} bytes is not a multiple of the {SECTOR_SIZE}-byte sector")
+        return len(data) // SECTOR_SIZE
 
     def __enter__(self) -> BlockDevice:
         return self

@@ -1,0 +1,1 @@
+"""VMDK: descriptor, hosted sparse / flat / split / streamOptimized extents, delta disks."""

@@ -68,6 +68,10 @@ DEFAULT_OPTIONS = {"quiet": False, "serialConsole": True}
 OPTION_KEYS = {"bios.quiet": "quiet", "bios.serialConsole": "serialConsole"}
 
 
+class ForeignNvramError(ImageError):
+    """An MRVN file that vmm did not write (VMware's own .nvram): readable by nobody here."""
+
+
 def default_cmos() -> bytearray:
     cmos = bytearray(CMOS_SIZE)
     cmos[0x0A] = 0x26  # RTC status A: 32.768 kHz time base, 1024 Hz periodic rate
@@ -281,7 +285,7 @@ class Nvram:
             raise fail(checksum_at, f"checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
 
         if ENTRY_VERSION not in entries:
-            raise fail(8, "no VMM_/VERS entry: not a vmm nvram (a VMware one?)")
+            raise ForeignNvramError(f"{name}: offset 0x8: no VMM_/VERS entry: not a vmm nvram (VMware's?)")
         version_at, version = entries[ENTRY_VERSION]
         if len(version) != 4 or struct.unpack("<I", version)[0] != FORMAT_VERSION:
             raise fail(version_at, f"unsupported vmm nvram format version (this vmm reads {FORMAT_VERSION})")

@@ -153,7 +153,7 @@ class _Reader:
             return default
         parsed = parse_vmx_bool(value)
         if parsed is None:
-            raise self.error(key, f"{value!r} is not a boolean (use \"TRUE\" or \"FALSE\")")
+            raise self.error(key, f'{value!r} is not a boolean (use "TRUE" or "FALSE")')
         return parsed
 
     def integer(self, key: str, base: int = 10, what: str = "a whole number") -> int | None:
@@ -186,7 +186,8 @@ class _Reader:
 
     def build(self) -> BundleConfig:
         self.allow_outside = self.boolean("vmm.allowOutsidePaths", False)
-        self.explain("vmm.allowOutsidePaths", f"paths outside the bundle {'allowed' if self.allow_outside else 'refused'}")
+        allowed = "allowed" if self.allow_outside else "refused"
+        self.explain("vmm.allowOutsidePaths", f"paths outside the bundle folder {allowed}")
         machine = MachineConfig(name=self.vmx_path.stem)
         name = self.get("displayName")
         if name:
@@ -220,6 +221,13 @@ class _Reader:
         )
 
     def _cpu_memory_firmware(self, machine: MachineConfig) -> None:
+        firmware = self.get("firmware")
+        if firmware is not None:
+            if firmware.lower() == "efi":
+                raise self.error("firmware", 'vmm has a BIOS only, no EFI firmware (remove the key or set "bios")')
+            if firmware.lower() != "bios":
+                raise self.error("firmware", f'unknown firmware {firmware!r} (vmm has "bios")')
+            self.explain("firmware", "BIOS")
         memsize = self.integer("memsize", what="a whole number of MB")
         if memsize is not None:
             if not MIN_MEMORY_MB <= memsize <= MAX_MEMORY_MB:
@@ -231,13 +239,6 @@ class _Reader:
             if cpus != 1:
                 raise self.error("numvcpus", f"{cpus} CPUs asked, but vmm emulates one CPU for now (set it to 1)")
             self.explain("numvcpus", "1 CPU")
-        firmware = self.get("firmware")
-        if firmware is not None:
-            if firmware.lower() == "efi":
-                raise self.error("firmware", 'vmm has a BIOS only, no EFI firmware (remove the key or set "bios")')
-            if firmware.lower() != "bios":
-                raise self.error("firmware", f"unknown firmware {firmware!r} (vmm has \"bios\")")
-            self.explain("firmware", "BIOS")
 
     def _nvram(self, machine: MachineConfig) -> tuple[Path, Nvram]:
         path = self.path("nvram", must_exist=False)
@@ -343,7 +344,9 @@ class _Reader:
                 raise self.error("serial0.fileName", "a serial port to a pipe needs a pipe path")
             machine.serial = SerialConfig("pipe", name if os.path.isabs(name) else str(self.folder / name))
         elif file_type in ("device", "thinprint"):
-            raise self.error("serial0.fileType", f"{file_type!r} (a host port) is not supported: use file, pipe or network")
+            raise self.error(
+                "serial0.fileType", f"{file_type!r} (a host port) is not supported: use file, pipe or network"
+            )
         else:
             raise self.error("serial0.fileType", f"unknown serial port type {file_type!r} (use file, pipe or network)")
         where = machine.serial.path

@@ -147,9 +147,7 @@ class VmLock:
         if not self.path.exists():
             return []
         if not self.path.is_dir():
-            raise VmLockedError(
-                f"{self.path} exists and is not a lock folder: remove it if no monitor runs this VM"
-            )
+            raise VmLockedError(f"{self.path} exists and is not a lock folder: remove it if no monitor runs this VM")
         found = []
         for member in sorted(self.path.glob("*.lck")):
             try:

@@ -232,7 +232,7 @@ class VmxFile:
         return [self.lines[where[-1]].key for where in self._index.values()]  # type: ignore[misc]
 
     def items(self) -> list[tuple[str, str]]:
-        return [(key, self.lines[where[-1]].value) for key, where in zip(self.keys(), self._index.values())]
+        return [(self.lines[where[-1]].key or "", self.lines[where[-1]].value) for where in self._index.values()]
 
     def line_of(self, key: str) -> int | None:
         """1-based line number of the (last) line setting ``key``, for error messages."""

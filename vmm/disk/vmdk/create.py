@@ -168,3 +168,18 @@ class ZeroDevice(BlockDevice):
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         return iter(())
 
+
+
+RAW = "raw"
+DISK_TYPES = (*VMDK_TYPES, RAW)
+
+
+def create_disk(path: str | os.PathLike[str], capacity: int, disk_type: str = MONOLITHIC_SPARSE,
+                **options: int | str) -> None:
+    """Create an empty disk of any type vmm writes: the VMDK types, or ``raw``."""
+    if disk_type == RAW:
+        from vmm.disk.raw import create_raw
+
+        create_raw(path, capacity)
+    else:
+        create_vmdk(path, capacity, disk_type, **options)  # type: ignore[arg-type]

@@ -1,0 +1,206 @@
+"""The ``vmm disk`` command: create, info, convert, check, commit.
+
+``register(subparsers)`` adds it to the main CLI; each subcommand's ``func`` takes the
+parsed Namespace and returns an exit status, raising DiskError for bad input (the main CLI
+turns that into one line on stderr). ``python -m vmm.disk.cli create ...`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+
+from vmm.disk.base import SECTOR_SIZE
+from vmm.disk.open import open_disk
+from vmm.disk.vmdk.check import check_disk
+from vmm.disk.vmdk.commit import commit
+from vmm.disk.vmdk.convert import convert, default_type
+from vmm.disk.vmdk.create import DISK_TYPES, SPLIT_EXTENT_SECTORS, create_child, create_disk
+from vmm.errors import DiskError, VmmError
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'64M', '1G', '512K', '1048576' → bytes (binary units, as qemu-img reads them)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([bkmgtBKMGT]?)(?:i?[bB])?\s*", text)
+    if not match:
+        raise DiskError(f"size {text!r} is not a number with an optional K, M, G or T suffix")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size % SECTOR_SIZE:
+        raise DiskError(f"size {text!r} ({size} bytes) is not a multiple of {SECTOR_SIZE} bytes")
+    return size
+
+
+def human(size: int) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
+
+
+class ProgressBar:
+    """A one-line bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.label = label
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        percent = 100 * done // max(total, 1)
+        if percent != self._last:
+            self._last = percent
+            filled = percent * 30 // 100
+            self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (30 - filled)}] {percent:3d}%")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self._last >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    if args.parent:
+        create_child(args.parent, args.file)
+        print(f"{args.file}: delta disk over {args.parent}")
+        return 0
+    if args.size is None:
+        raise DiskError("disk create: SIZE is required (unless --parent is given)")
+    size = parse_size(args.size)
+    disk_type = args.type or default_type(args.file)
+    create_disk(args.file, size // SECTOR_SIZE, disk_type, **_options(args, disk_type))
+    print(f"{args.file}: {disk_type}, {human(size)}")
+    return 0
+
+
+def _options(args: argparse.Namespace, disk_type: str) -> dict[str, int | str]:
+    if disk_type == "raw":
+        return {}
+    options: dict[str, int | str] = {"adapter_type": args.adapter_type}
+    if disk_type.startswith("twoGb"):
+        options["extent_sectors"] = args.extent_sectors
+    return options
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with open_disk(args.file, read_only=True) as disk:
+        info = disk.info()  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"image: {info['filename']}")
+    print(f"type: {info['type']}")
+    print(f"virtual size: {human(info['virtual_size'])} ({info['virtual_size']} bytes)")
+    if "allocated_size" in info:
+        print(f"allocated size: {human(info['allocated_size'])} ({info['allocated_size']} bytes)")
+    print(f"disk size: {human(info['disk_size'])}")
+    if "cid" in info:
+        print(f"cid: {info['cid']}  parent cid: {info['parent_cid']}")
+    print("extents:")
+    for e in info["extents"]:
+        extra = f" grain {e['grain_size']} sectors" if e.get("grain_size") else ""
+        extra += " compressed" if e.get("compressed") else ""
+        print(f"  {e.get('access', 'RW')} {e['sectors']} {e['type']} {e['filename'] or ''}{extra}")
+    print("chain: " + " -> ".join(info["chain"]))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    disk_type = args.type or default_type(args.dst)
+    bar = ProgressBar(f"converting to {disk_type}")
+    try:
+        convert(args.src, args.dst, disk_type, bar, **_options(args, disk_type))
+    finally:
+        bar.done()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    report = check_disk(args.file)
+    for error in report.errors:
+        print(f"error: {error}")
+    if report.leaked_bytes:
+        print(f"{report.leaked_bytes} bytes leaked (unreferenced space at the end of a file; harmless)")
+    if report.ok:
+        print(f"{args.file}: no errors ({report.allocated_grains} grains allocated)")
+        return 0
+    print(f"{args.file}: {len(report.errors)} errors")
+    return 3
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    bar = ProgressBar("committing")
+    try:
+        parent = commit(args.child, bar)
+    finally:
+        bar.done()
+    print(f"{args.child}: committed into {parent}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``disk`` and its subcommands to the main CLI's subparsers."""
+    disk = subparsers.add_parser("disk", help="create, inspect, convert, check and commit disk images",
+                                 description="Raw and VMDK disk images.")
+    sub = disk.add_subparsers(dest="disk_command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def type_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--type", choices=DISK_TYPES, help="disk type (default: monolithicSparse for *.vmdk, else raw)")
+        p.add_argument("--adapter-type", default="ide", choices=("ide", "buslogic", "lsilogic", "legacyESX"),
+                       help="ddb.adapterType of a new VMDK")
+        p.add_argument("--extent-sectors", type=int, default=SPLIT_EXTENT_SECTORS, help=argparse.SUPPRESS)
+
+    p = add("create", cmd_create, "create an empty disk, or a delta disk over --parent")
+    type_options(p)
+    p.add_argument("--parent", help="make FILE a delta (child) disk of this VMDK")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("size", metavar="SIZE", nargs="?", help="bytes, or with a K, M, G, T suffix")
+
+    p = add("info", cmd_info, "show type, sizes, extents and parent chain")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("file", metavar="FILE")
+
+    p = add("convert", cmd_convert, "copy a disk into a new disk of any type")
+    type_options(p)
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+
+    p = add("check", cmd_check, "check grain tables and extents (exit 3 when damaged)")
+    p.add_argument("file", metavar="FILE")
+
+    p = add("commit", cmd_commit, "fold a delta disk into its parent")
+    p.add_argument("child", metavar="CHILD")
+    return disk
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vmm")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["disk", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except VmmError as exc:
+        print(f"vmm: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except OSError as exc:
+        print(f"vmm: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

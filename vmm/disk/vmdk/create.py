@@ -23,7 +23,7 @@ from vmm.disk.vmdk.descriptor import (
     new_descriptor,
 )
 from vmm.disk.vmdk.disk import VmdkDisk, write_file_atomic
-from vmm.disk.vmdk.sparse import DEFAULT_GRAIN_SIZE, SparseLayout
+from vmm.disk.vmdk.sparse import DEFAULT_GRAIN_SIZE, DEFAULT_GTES_PER_GT, SparseLayout
 from vmm.disk.vmdk.stream import write_stream
 from vmm.errors import DiskError
 
@@ -67,18 +67,20 @@ def _write_new(path: str, data: bytes, size: int | None = None) -> None:
         raise DiskError(f"{path}: cannot create: {exc.strerror}") from None
 
 
-def _sparse_file(path: str, capacity: int, grain_size: int, descriptor: Descriptor | None) -> None:
-    layout = SparseLayout.plan(capacity, grain_size, EMBEDDED_DESCRIPTOR_SECTORS if descriptor else 0)
+def _sparse_file(path: str, capacity: int, grain_size: int, descriptor: Descriptor | None,
+                 gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> None:
+    layout = SparseLayout.plan(capacity, grain_size, EMBEDDED_DESCRIPTOR_SECTORS if descriptor else 0,
+                               gtes_per_gt=gtes_per_gt)
     text = descriptor.render().encode() if descriptor else b""
     _write_new(path, layout.metadata(text))
 
 
-def _check_args(capacity: int, grain_size: int, extent_sectors: int) -> None:
+def _check_args(capacity: int, grain_size: int, extent_sectors: int, create_type: str) -> None:
     if capacity < 0:
         raise DiskError(f"size of {capacity} sectors is negative")
     if grain_size < 1 or grain_size & (grain_size - 1):
         raise DiskError(f"grain size {grain_size} is not a power of two")
-    if extent_sectors < 1 or extent_sectors % grain_size:
+    if extent_sectors < 1 or (create_type == SPLIT_SPARSE and extent_sectors % grain_size):
         raise DiskError(f"extent size {extent_sectors} is not a multiple of the grain size {grain_size}")
 
 
@@ -92,11 +94,13 @@ def create_vmdk(
     adapter_type: str = "ide",
     parent_cid: int | None = None,
     parent_hint: str | None = None,
+    gtes_per_gt: int = DEFAULT_GTES_PER_GT,
 ) -> None:
     """Create an empty VMDK of ``capacity`` sectors. ``extent_sectors`` sets the split size
-    of the twoGbMaxExtent types (tests use tiny values to split small disks)."""
+    of the twoGbMaxExtent types and ``gtes_per_gt`` the GT size (tests use tiny values to
+    exercise splits and many grain tables on small disks; qemu expects 512)."""
     path = os.fspath(path)
-    _check_args(capacity, grain_size, extent_sectors)
+    _check_args(capacity, grain_size, extent_sectors, create_type)
     if create_type not in VMDK_TYPES:
         raise DiskError(f"{path}: cannot create createType {create_type!r} (one of {', '.join(VMDK_TYPES)})")
     files = extent_paths(path, create_type, capacity, extent_sectors)
@@ -109,7 +113,7 @@ def create_vmdk(
         if create_type == STREAM_OPTIMIZED:
             write_stream(path, ZeroDevice(capacity), lambda: desc.render().encode(), grain_size)
         else:
-            _sparse_file(path, capacity, grain_size, desc)
+            _sparse_file(path, capacity, grain_size, desc, gtes_per_gt)
         return
     if create_type == MONOLITHIC_FLAT:
         lines = [ExtentLine("RW", capacity, "FLAT", names[0], 0)]
@@ -120,7 +124,7 @@ def create_vmdk(
     try:
         for line, file in zip(lines, files, strict=True):
             if line.type == "SPARSE":
-                _sparse_file(file, line.sectors, grain_size, None)
+                _sparse_file(file, line.sectors, grain_size, None, gtes_per_gt)
             else:
                 _write_new(file, b"", line.sectors * SECTOR_SIZE)
         desc = new_descriptor(create_type, lines, adapter_type=adapter_type, **parent)
@@ -134,7 +138,7 @@ def create_vmdk(
 
 
 def create_child(parent_path: str | os.PathLike[str], child_path: str | os.PathLike[str],
-                 grain_size: int = DEFAULT_GRAIN_SIZE) -> None:
+                 grain_size: int = DEFAULT_GRAIN_SIZE, gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> None:
     """Create a monolithicSparse delta disk over ``parent_path`` (its parentCID pins the parent's CID).
 
     The parent must not be written afterwards: its CID would change and the child would no
@@ -146,7 +150,7 @@ def create_child(parent_path: str | os.PathLike[str], child_path: str | os.PathL
         adapter = parent.descriptor.ddb.get("ddb.adapterType", "ide")
     hint = os.path.relpath(os.path.abspath(parent_path), os.path.dirname(os.path.abspath(child_path)))
     create_vmdk(child_path, capacity, MONOLITHIC_SPARSE, grain_size=grain_size, adapter_type=adapter,
-                parent_cid=cid, parent_hint=hint)
+                parent_cid=cid, parent_hint=hint, gtes_per_gt=gtes_per_gt)
 
 
 class ZeroDevice(BlockDevice):

@@ -185,6 +185,9 @@ class VmdkDisk(BlockDevice):
         self.check_range(lba, count)
         pieces = list(self._pieces(lba, count))
         for _, extent, _, _ in pieces:
+            if getattr(extent, "compressed", False):
+                raise DiskError(f"{self.path}: streamOptimized extents are read-only in vmm; "
+                                "convert the disk to another type to write it")
             if extent.access != "RW" or extent.read_only:
                 raise DiskError(f"{self.path}: extent {extent.filename or extent.kind} is read-only")
         if not self._cid_refreshed:

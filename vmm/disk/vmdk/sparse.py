@@ -163,8 +163,10 @@ class SparseLayout:
 
     @classmethod
     def plan(cls, capacity: int, grain_size: int = DEFAULT_GRAIN_SIZE, descriptor_size: int = 0,
-             version: int = 1, flags: int = FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD) -> SparseLayout:
-        h = SparseHeader(version=version, flags=flags, capacity=capacity, grain_size=grain_size)
+             version: int = 1, flags: int = FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD,
+             gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> SparseLayout:
+        h = SparseHeader(version=version, flags=flags, capacity=capacity, grain_size=grain_size,
+                         num_gtes_per_gt=gtes_per_gt)
         h.descriptor_offset = 1 if descriptor_size else 0
         h.descriptor_size = descriptor_size
         gt_area = h.num_gts * h.gt_sectors

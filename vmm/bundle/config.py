@@ -74,6 +74,17 @@ class BundleConfig:
     def folder(self) -> Path:
         return self.vmx_path.parent
 
+    def store_cmos(self, cmos: bytes) -> None:
+        """At power-off: keep the CMOS as the guest left it in the bundle's .nvram.
+
+        The boot order and options are read back from it (the guest's BIOS setup may have
+        changed them). A VMware .nvram found in the bundle is left alone.
+        """
+        if self.nvram_foreign:
+            return
+        self.nvram.update_from_cmos(bytes(cmos))
+        self.nvram.save(self.nvram_path)
+
 
 def resolve_bundle(path: Path | str) -> Path:
     """The .vmx of a bundle given as ``NAME.vmx`` or as its folder."""

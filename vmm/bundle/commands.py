@@ -1,0 +1,126 @@
+"""What ``vmm create``, ``vmm show``, ``vmm set`` and ``vmm nvram`` do, as plain functions.
+
+Every change to a bundle is checked before it is written: ``set_key`` builds the whole
+MachineConfig from the edited settings and saves nothing if that fails. Edits take the
+VM's lock, so a bundle is never changed under a running monitor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vmm.bundle.config import BundleConfig, build_config, parse_vmx_bool, resolve_bundle
+from vmm.bundle.create import create_bundle
+from vmm.bundle.lock import VmLock
+from vmm.bundle.nvram import ForeignNvramError, Nvram
+from vmm.bundle.vmx import VmxFile, check_key, escape_value
+from vmm.errors import ConfigError, VmmError
+
+__all__ = ["create_bundle", "nvram_path", "nvram_set", "nvram_show", "resolve_bundle", "set_key", "show"]
+
+VALUE_COLUMN = 44
+
+
+def show(path: Path | str) -> str:
+    """The settings, one per line, each with what vmm makes of it; then ignored keys and notes.
+
+    A bundle vmm cannot run is still shown, with the reason on the last line.
+    """
+    vmx_path = Path(os.path.abspath(resolve_bundle(path)))
+    vmx = VmxFile.load(vmx_path)
+    bundle: BundleConfig | None = None
+    problem = None
+    try:
+        bundle = build_config(vmx, vmx_path)
+    except VmmError as exc:
+        problem = str(exc)
+    lines = [f"{vmx_path}"]
+    meaning = bundle.meaning if bundle else {}
+    for key, value in vmx.items():
+        setting = f'{key} = "{escape_value(value)}"'
+        what = meaning.get(key.lower())
+        lines.append(f"  {setting:<{VALUE_COLUMN}}  # {what}" if what else f"  {setting}")
+    if bundle is not None:
+        if bundle.ignored_keys:
+            lines.append("ignoring unsupported keys: " + ", ".join(bundle.ignored_keys))
+        lines.extend(f"note: {note}" for note in bundle.notes)
+        machine = bundle.machine
+        disks = ", ".join(f"{d.slot} {d.kind} {d.path.name}" for d in machine.disks) or "none"
+        lines.append(
+            f"machine: {machine.name}, {machine.memory_mb} MB, disks: {disks}, "
+            f"boot {','.join(machine.boot_order)}, serial {machine.serial.kind}, {machine.accel}"
+        )
+    else:
+        lines.append(f"error: {problem}")
+    return "\n".join(lines)
+
+
+def set_key(path: Path | str, key: str, value: str | None) -> Path:
+    """Set ``key`` (or remove it when ``value`` is None) and save, if the result is valid.
+
+    Returns the .vmx path written.
+    """
+    vmx_path = Path(os.path.abspath(resolve_bundle(path)))
+    check_key(key)
+    with VmLock(vmx_path):
+        vmx = VmxFile.load(vmx_path)
+        if value is None:
+            if not vmx.delete(key):
+                raise ConfigError(f"{vmx_path}: no key {key!r} to remove")
+        else:
+            if key.lower() == ".encoding":
+                raise ConfigError(f"{vmx_path}: .encoding is kept as the file was written")
+            vmx.set(key, value)
+        try:
+            build_config(vmx, vmx_path)
+        except VmmError as exc:
+            raise type(exc)(f"{exc} (nothing saved)") from None
+        vmx.save(vmx_path)
+    return vmx_path
+
+
+def nvram_path(path: Path | str) -> tuple[Path, Path | None]:
+    """(the .nvram file, the bundle's .vmx or None) for a bundle, its .vmx, or an .nvram file."""
+    path = Path(path)
+    if path.suffix.lower() == ".nvram":
+        return path, None
+    vmx_path = Path(os.path.abspath(resolve_bundle(path)))
+    vmx = VmxFile.load(vmx_path)
+    name = vmx.get("nvram") or f"{vmx_path.stem}.nvram"
+    outside = os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == ".."
+    if outside and not parse_vmx_bool(vmx.get("vmm.allowOutsidePaths") or "FALSE"):
+        raise ConfigError(f"{vmx.where('nvram')}: nvram: {name!r} is outside the bundle folder")
+    return Path(os.path.normpath(vmx_path.parent / name)), vmx_path
+
+
+def _load_nvram(path: Path) -> tuple[Nvram, bool]:
+    if not path.exists():
+        return Nvram(), False
+    return Nvram.load(path), True
+
+
+def nvram_show(path: Path | str) -> str:
+    file, _ = nvram_path(path)
+    nvram, exists = _load_nvram(file)
+    head = str(file) if exists else f"{file} (not created yet: the defaults)"
+    return head + "\n" + nvram.describe()
+
+
+def nvram_set(path: Path | str, key: str, value: str) -> Path:
+    """Set one firmware setting (``boot.order``, ``bios.quiet``, ``bios.serialConsole``, ``cmos.0xNN``)."""
+    file, vmx_path = nvram_path(path)
+    lock = VmLock(vmx_path) if vmx_path is not None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        try:
+            nvram, _ = _load_nvram(file)
+        except ForeignNvramError as exc:
+            raise ConfigError(f"{exc}: refusing to overwrite it") from None
+        nvram.set(key, value)
+        nvram.save(file)
+    finally:
+        if lock is not None:
+            lock.release()
+    return file

@@ -1,0 +1,117 @@
+/*
+ * toyos boot sector: the 512 bytes the BIOS loads at 0000:7C00.
+ *
+ * What the BIOS guarantees on entry: real mode, CS:IP = 0000:7C00 (or 07C0:0000 on some
+ * BIOSes, which is why we far-jump to a known CS first), DL = the drive we were booted from.
+ * Nothing else: no known stack, no known segment registers.
+ *
+ * What this sector does:
+ *   1. sets DS = ES = SS = 0 and a stack just below 0x7C00,
+ *   2. prints "boot: loading stage2" through INT 10h AH=0Eh (teletype),
+ *   3. checks for the INT 13h extensions (AH=41h) so it can read by LBA,
+ *   4. reads 33 sectors from LBA 1 to 0000:7E00 with INT 13h AH=42h (extended read):
+ *      LBA 1 is the boot-parameters sector (layout of the disk + kernel command line),
+ *      LBA 2..33 is stage 2, which lands at 0000:8000,
+ *   5. checks the parameter sector's magic "TOYOSBP1" and jumps to stage 2 with DL = drive.
+ *
+ * 512 bytes are too few for E820, A20, protected mode, paging, long mode and an ELF
+ * loader, so those live in stage 2 (stage2.S).
+ */
+    .code16
+    .intel_syntax noprefix
+    .section .text
+    .globl _start
+_start:
+    cli                         /* no interrupts while the stack is being set up */
+    ljmp 0, offset canonical    /* force CS = 0 so that offsets equal linear addresses */
+canonical:
+    xor ax, ax
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov sp, 0x7C00              /* stack grows down from just below the boot sector */
+    sti
+    cld                         /* string instructions count upwards */
+    mov [boot_drive], dl        /* the BIOS told us which drive we came from */
+
+    mov si, offset msg_loading
+    call print
+
+    /* INT 13h AH=41h: "installation check" of the EDD extensions.
+     * In: BX = 55AAh, DL = drive. Out: CF clear, BX = AA55h, CX bit 0 = packet calls work. */
+    mov ah, 0x41
+    mov bx, 0x55AA
+    mov dl, [boot_drive]
+    int 0x13
+    jc no_ext
+    cmp bx, 0xAA55
+    jne no_ext
+    test cx, 1
+    jz no_ext
+
+    /* INT 13h AH=42h: extended read. DS:SI -> disk address packet (DAP, below). */
+    mov ah, 0x42
+    mov dl, [boot_drive]
+    mov si, offset dap
+    int 0x13
+    jc read_error
+
+    /* The parameter sector, now at 0x7E00, must start with "TOYOSBP1". */
+    cmp dword ptr [0x7E00], 0x4F594F54     /* "TOYO" little-endian */
+    jne bad_params
+    cmp dword ptr [0x7E04], 0x31504253     /* "SBP1" */
+    jne bad_params
+
+    mov dl, [boot_drive]        /* stage 2 gets the boot drive in DL, like we did */
+    ljmp 0, 0x8000              /* stage 2 entry point */
+
+no_ext:
+    mov si, offset msg_noext
+    jmp fail
+read_error:
+    mov si, offset msg_readerr
+    jmp fail
+bad_params:
+    mov si, offset msg_badparams
+fail:
+    call print
+halt:
+    cli
+    hlt
+    jmp halt
+
+/* print: write the NUL-terminated string at DS:SI with INT 10h AH=0Eh (teletype output). */
+print:
+    push ax
+    push bx
+1:  lodsb
+    test al, al
+    jz 2f
+    mov ah, 0x0E
+    mov bx, 0x0007              /* page 0, light grey (ignored in text mode by most BIOSes) */
+    int 0x10
+    jmp 1b
+2:  pop bx
+    pop ax
+    ret
+
+msg_loading:   .asciz "boot: loading stage2\r\n"
+msg_noext:     .asciz "boot: no INT 13h extensions\r\n"
+msg_readerr:   .asciz "boot: disk read error\r\n"
+msg_badparams: .asciz "boot: bad parameter sector\r\n"
+
+boot_drive: .byte 0
+
+    .balign 4
+/* Disk address packet for INT 13h AH=42h (EDD 3.0, table "Device Address Packet"). */
+dap:
+    .byte 16                    /* size of this packet */
+    .byte 0                     /* reserved */
+    .word 33                    /* sectors to read: 1 parameter sector + 32 of stage 2 */
+    .word 0x7E00                /* destination offset */
+    .word 0x0000                /* destination segment */
+    .quad 1                     /* first LBA */
+
+    /* Bytes 510-511: the signature the BIOS checks before it jumps to us. */
+    .org 510
+    .word 0xAA55

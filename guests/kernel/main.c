@@ -1,0 +1,53 @@
+/*
+ * kmain: the kernel's C entry, called by entry.S with the boot info stage 2 left at
+ * physical 0x5000. Brings the machine up in dependency order and starts /bin/init.
+ */
+#include "kernel.h"
+#include "bootinfo.h"
+
+struct bootinfo *boot_info;
+char cmdline[256];
+
+extern char _kernel_end[];
+
+void kmain(uint64_t bootinfo_phys)
+{
+    boot_info = P2V(bootinfo_phys);
+    console_init();
+    kprintf("kernel: toyos 0.1 starting\n");
+    if (boot_info->magic != BOOTINFO_MAGIC)
+        panic("bad boot info magic 0x%x", boot_info->magic);
+    strncpy_z(cmdline, (const char *)P2V(boot_info->cmdline_addr), sizeof cmdline);
+    kprintf("kernel: command line \"%s\"\n", cmdline);
+
+    cpu_init();
+    kprintf("kernel: GDT, TSS, IDT loaded; PIC remapped to 0x20/0x28; PIT at %d Hz\n", HZ);
+
+    struct e820_entry *map = P2V(boot_info->e820_addr);
+    uint64_t usable = 0;
+    for (uint32_t i = 0; i < boot_info->e820_count; i++) {
+        kprintf("kernel: e820 %016lx-%016lx type %u\n", map[i].base, map[i].base + map[i].length - 1,
+                map[i].type);
+        if (map[i].type == 1)
+            usable += map[i].length;
+    }
+    kprintf("kernel: memory %lu MiB usable\n", usable >> 20);
+    mm_init(ALIGN_UP(V2P(_kernel_end), PAGE_SIZE));
+    kprintf("kernel: paging on, %lu free pages\n", mm_free_pages());
+
+    uint32_t sectors = ata_init();
+    if (!sectors)
+        panic("no ATA disk on the primary channel");
+    kprintf("kernel: disk 0: %u sectors\n", sectors);
+    int nfiles = fs_init(boot_info->fs_lba, boot_info->fs_sectors);
+    if (nfiles < 0)
+        panic("no TOYFS file system at LBA %u", boot_info->fs_lba);
+    kprintf("kernel: fs: %d files\n", nfiles);
+
+    proc_init();
+    kprintf("kernel: starting /bin/init\n");
+    int pid = proc_spawn("/bin/init", cmdline, 0);
+    if (pid != 1)
+        panic("cannot start /bin/init (%d)", pid);
+    start_first_process();
+}

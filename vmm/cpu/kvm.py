@@ -78,6 +78,12 @@ _EXIT_NAMES = {
     if name.startswith("KVM_EXIT_") and not name.startswith("KVM_EXIT_IO_")
 }
 
+_INTERNAL_ERRORS = {
+    lib.KVM_INTERNAL_ERROR_EMULATION: "instruction emulation failed",
+    lib.KVM_INTERNAL_ERROR_SIMUL_EX: "exception while delivering an exception",
+    lib.KVM_INTERNAL_ERROR_DELIVERY_EV: "event delivery failed",
+}
+
 
 @dataclass(frozen=True)
 class _Slot:
@@ -142,8 +148,9 @@ class KvmCpu:
         return lib.vmm_ioctl_int(self._vm if hasattr(self, "_vm") else self._kvm, lib.KVM_CHECK_EXTENSION, cap) > 0
 
     def _create_vm(self, regions: list, writable_rom: bool) -> None:
-        for cap, what in ((lib.KVM_CAP_USER_MEMORY, "user memory"), (lib.KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"),
-                          (lib.KVM_CAP_EXT_CPUID, "CPUID2"), (lib.KVM_CAP_IMMEDIATE_EXIT, "immediate_exit")):  # fmt: skip
+        required = ((lib.KVM_CAP_USER_MEMORY, "user memory"), (lib.KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"),
+                    (lib.KVM_CAP_EXT_CPUID, "CPUID2"), (lib.KVM_CAP_IMMEDIATE_EXIT, "immediate_exit"))  # fmt: skip
+        for cap, what in required:
             if not self._has(cap):
                 raise CpuError(f"this KVM lacks {what} (KVM_CHECK_EXTENSION), which vmm needs")
         self._vm = self._check(lib.vmm_ioctl_int(self._kvm, lib.KVM_CREATE_VM, 0), "create a VM")
@@ -371,10 +378,7 @@ class KvmCpu:
         if reason == lib.KVM_EXIT_INTERNAL_ERROR:
             internal = lib.vmm_run_internal(self._run)
             data = " ".join(f"{internal.data[i]:#x}" for i in range(min(internal.ndata, 16)))
-            what = {lib.KVM_INTERNAL_ERROR_EMULATION: "instruction emulation failed",
-                    lib.KVM_INTERNAL_ERROR_SIMUL_EX: "exception while delivering an exception",
-                    lib.KVM_INTERNAL_ERROR_DELIVERY_EV: "event delivery failed"}.get(internal.suberror,
-                                                                                     f"suberror {internal.suberror}")  # fmt: skip
+            what = _INTERNAL_ERRORS.get(internal.suberror, f"suberror {internal.suberror}")
             return RunResult(StopReason.ERROR, f"KVM internal error: {what} at pc {self._pc():#x} [{data}]")
         name = _EXIT_NAMES.get(reason, str(reason))
         return RunResult(StopReason.ERROR, f"unexpected KVM exit {name} at pc {self._pc():#x}")

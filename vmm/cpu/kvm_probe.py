@@ -43,9 +43,7 @@ def open_kvm(device: str | None = None) -> int:
     if version != KVM_API_VERSION:
         os.close(fd)
         got = f"error {os.strerror(-version)}" if version < 0 else f"version {version}"
-        raise BackendUnavailable(
-            f"{path}: KVM API {got}, vmm needs version {KVM_API_VERSION} (use --accel unicorn)"
-        )
+        raise BackendUnavailable(f"{path}: KVM API {got}, vmm needs version {KVM_API_VERSION} (use --accel unicorn)")
     return fd
 
 

@@ -83,8 +83,15 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
         rgd = load_u32s(fd, h.rgd_offset, h.num_gts)
         table_area(h.rgd_offset, h.gd_sectors, "redundant grain directory")
     gtes = h.num_gtes_per_gt
+    seen: dict[int, int] = {}
     for index in range(h.num_gts):
         gt = rgt = None
+        if gd[index] in seen:
+            report.errors.append(f"{name}: grain directory entries {seen[gd[index]]} and {index} share the "
+                                 f"grain table at sector {gd[index]}")
+            continue
+        if gd[index]:
+            seen[gd[index]] = index
         if gd[index] and table_area(gd[index], h.gt_sectors, f"grain table {index}"):
             gt = load_u32s(fd, gd[index], gtes)
         if rgd is not None:

@@ -34,7 +34,7 @@ MAX_CHAIN_DEPTH = 64
 
 def read_descriptor_source(path: str, fd: int) -> tuple[str, SparseHeader | None]:
     """The descriptor text of a VMDK file and, for a sparse file, its header."""
-    head = os.pread(fd, SECTOR_SIZE, 0)
+    head = os.pread(fd, min(SECTOR_SIZE, os.fstat(fd).st_size), 0)
     if head[:4] == MAGIC_BYTES:
         header = SparseHeader.parse(head, path)
         if not header.descriptor_offset or not header.descriptor_size:

@@ -152,7 +152,7 @@ def _check_area(where: str, field_name: str, sector: int, count: int, file_size:
 
 
 def read_header(fd: int, name: str) -> SparseHeader:
-    return SparseHeader.parse(os.pread(fd, SECTOR_SIZE, 0), name)
+    return SparseHeader.parse(os.pread(fd, min(SECTOR_SIZE, os.fstat(fd).st_size), 0), name)
 
 
 @dataclass

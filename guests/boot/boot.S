@@ -7,7 +7,8 @@
  *
  * What this sector does:
  *   1. sets DS = ES = SS = 0 and a stack just below 0x7C00,
- *   2. prints "boot: loading stage2" through INT 10h AH=0Eh (teletype),
+ *   2. programs COM1 (115200 8N1) and prints "boot: loading stage2" through INT 10h AH=0Eh
+ *      (teletype) and, so that a serial console sees the whole boot, to COM1 as well,
  *   3. checks for the INT 13h extensions (AH=41h) so it can read by LBA,
  *   4. reads 33 sectors from LBA 1 to 0000:7E00 with INT 13h AH=42h (extended read):
  *      LBA 1 is the boot-parameters sector (layout of the disk + kernel command line),
@@ -33,6 +34,29 @@ canonical:
     sti
     cld                         /* string instructions count upwards */
     mov [boot_drive], dl        /* the BIOS told us which drive we came from */
+
+    /* COM1 (16550 at 0x3F8): divisor 1 = 115200 baud, 8 data bits, no parity, 1 stop. */
+    mov dx, 0x3F9
+    xor al, al
+    out dx, al                  /* IER = 0: polled, no UART interrupts */
+    mov dl, 0xFB
+    mov al, 0x80
+    out dx, al                  /* LCR.DLAB = 1: 0x3F8/0x3F9 become the divisor latch */
+    mov dl, 0xF8
+    mov al, 1
+    out dx, al                  /* divisor low byte */
+    inc dx
+    xor al, al
+    out dx, al                  /* divisor high byte */
+    mov dl, 0xFB
+    mov al, 0x03
+    out dx, al                  /* LCR: 8N1, DLAB = 0 */
+    mov dl, 0xFA
+    mov al, 0xC7
+    out dx, al                  /* FCR: FIFOs on and cleared */
+    mov dl, 0xFC
+    mov al, 0x03
+    out dx, al                  /* MCR: DTR, RTS */
 
     mov si, offset msg_loading
     call print
@@ -80,19 +104,26 @@ halt:
     hlt
     jmp halt
 
-/* print: write the NUL-terminated string at DS:SI with INT 10h AH=0Eh (teletype output). */
+/* print: write the NUL-terminated string at DS:SI with INT 10h AH=0Eh (teletype output)
+ * and to COM1, waiting for LSR bit 5 (transmit holding register empty) before each byte. */
 print:
-    push ax
-    push bx
+    pusha
 1:  lodsb
     test al, al
-    jz 2f
+    jz 3f
+    mov cl, al
     mov ah, 0x0E
     mov bx, 0x0007              /* page 0, light grey (ignored in text mode by most BIOSes) */
     int 0x10
+    mov dx, 0x3FD               /* LSR */
+2:  in al, dx
+    test al, 0x20
+    jz 2b
+    mov dl, 0xF8                /* THR */
+    mov al, cl
+    out dx, al
     jmp 1b
-2:  pop bx
-    pop ax
+3:  popa
     ret
 
 msg_loading:   .asciz "boot: loading stage2\r\n"

@@ -205,17 +205,33 @@ fail16:
     hlt
     jmp 1b
 
-/* print16: NUL-terminated string at DS:SI through INT 10h AH=0Eh. */
+/* print16: NUL-terminated string at DS:SI through INT 10h AH=0Eh, and to COM1 (which the
+ * boot sector programmed), so that a serial console sees the real-mode steps too. */
 print16:
     pusha
 1:  lodsb
     test al, al
     jz 2f
+    call putc16
+    jmp 1b
+2:  popa
+    ret
+
+/* putc16: AL to the screen (INT 10h AH=0Eh) and to COM1. */
+putc16:
+    pusha
+    mov cl, al
     mov ah, 0x0E
     mov bx, 0x0007
     int 0x10
-    jmp 1b
-2:  popa
+    mov dx, COM1+5              /* LSR: wait for THR empty */
+1:  in al, dx
+    test al, 0x20
+    jz 1b
+    mov dx, COM1
+    mov al, cl
+    out dx, al
+    popa
     ret
 
 /* print_dec16: AX as an unsigned decimal number. */
@@ -231,11 +247,7 @@ print_dec16:
     jnz 1b
 2:  pop ax
     add al, '0'
-    mov ah, 0x0E
-    push bx
-    mov bx, 0x0007
-    int 0x10
-    pop bx
+    call putc16
     loop 2b
     popa
     ret

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vmm.bundle.vmx import VmxFile, escape_value, unescape_value
 from vmm.errors import ConfigError
@@ -142,3 +144,20 @@ def test_malformed_line_names_file_line_and_key(tmp_path: Path, line: str, messa
 def test_unknown_encoding_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"x.vmx:1: unknown .encoding 'klingon'"):
         VmxFile.parse(b'.encoding = "klingon"\n', "x.vmx")
+
+
+KEYS = st.from_regex(r"[A-Za-z.][A-Za-z0-9_.:-]{0,20}", fullmatch=True).filter(lambda k: k.lower() != ".encoding")
+VALUES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+
+
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=12))
+def test_any_value_survives_set_save_parse(pairs: list[tuple[str, str]]) -> None:
+    vmx = VmxFile()
+    expected: dict[str, str] = {}
+    for key, value in pairs:
+        vmx.set(key, value)
+        expected[key.lower()] = value
+    data = vmx.to_bytes()
+    again = VmxFile.parse(data)
+    assert again.to_bytes() == data
+    assert {k.lower(): v for k, v in again.items() if k != ".encoding"} == expected

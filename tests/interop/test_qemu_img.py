@@ -194,3 +194,18 @@ def test_vmm_reads_a_child_qemu_img_creates_and_writes(qemu_img, tmp_path):
     with VmdkDisk(child, read_only=True) as disk:
         assert disk.parent is not None
     vmm_reads_as_qemu(child, tmp_path)
+
+
+def test_vmm_reads_and_writes_zeroed_grain_entries(qemu_img, tmp_path):
+    """Version-2 sparse files: a GT entry of 1 reads as zeros, and a write there allocates a grain."""
+    qemu_io = require_tool("qemu-io")
+    image = tmp_path / "z.vmdk"
+    run("qemu-img", "create", "-q", "-f", "vmdk", "-o", "zeroed_grain=on", str(image), "4M")
+    run(qemu_io, "-f", "vmdk", "-c", "write -P 7 0 128k", "-c", "write -z 0 64k", str(image))
+    with VmdkDisk(image) as disk:
+        assert disk.sparse_extents()[0].tables.entry(0) == 1
+        assert disk.read(0, 256) == bytes(65536) + b"\x07" * 65536
+        disk.write(8, b"\x08" * 512)
+        assert disk.read(0, 16) == bytes(8 * 512) + b"\x08" * 512 + bytes(7 * 512)
+    qemu_check(image)
+    vmm_reads_as_qemu(image, tmp_path)

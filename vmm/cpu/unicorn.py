@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - a broken install
     ) from exc
 
 REQUIRED_UNICORN = "2.1.4"
+A20_WINDOW_END = 0x110000
 TSC_MHZ = 1000  # the virtual TSC ticks at 1 GHz
 
 _GPR_IDS = [getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES]
@@ -98,6 +99,9 @@ class UnicornCpu:
         self._uc.ctl_set_exits([])
         self._handle = ffi.new_handle(self)
         self._rom_buffers: list[ctypes.Array] = []
+        self._a20 = True
+        self._a20_pending: bool | None = None
+        self._running = False
         err = ffi.new("char[]", 512)
         libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
         uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
@@ -114,6 +118,7 @@ class UnicornCpu:
 
     def _map_regions(self) -> None:
         base_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.memory.mmap))
+        self._ram_address = base_addr
         for region in self.regions:
             if region.kind == "ram":
                 self.memory.check(region.ram_offset, region.size)
@@ -178,12 +183,17 @@ class UnicornCpu:
             g.stop_reason = lib.VMM_STOP_NONE
             g.delivering = -1
             eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
+            self._running = True
             try:
                 self._uc.emu_start(eip, 0)
             except UcError as exc:
                 if self._error is not None:
                     return self._take_error()
                 return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
+            finally:
+                self._running = False
+            if self._a20_pending is not None:
+                self._apply_a20()
             if self._error is not None:
                 return self._take_error()
             reason = g.stop_reason
@@ -203,6 +213,39 @@ class UnicornCpu:
                 # #UD delivered by the glue; Unicorn stops after it: carry on.
                 continue
             return RunResult(StopReason.HALT)
+
+    def step(self, count: int = 1) -> RunResult:
+        """Run exactly ``count`` instructions (fewer if the CPU halts or stops first).
+
+        Uses Unicorn's counting mode, which instruments every instruction: for stepping
+        and tracing only. Interrupts are still taken at block boundaries, so a timer IRQ
+        due during the steps is delivered as in a normal run."""
+        g = self._g
+        before = g.insns
+        g.deadline = 0xFFFFFFFFFFFFFFFF
+        g.stop_reason = lib.VMM_STOP_NONE
+        g.delivering = -1
+        eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
+        self._running = True
+        try:
+            self._uc.emu_start(eip, 0, count=count)
+        except UcError as exc:
+            g.insns = before
+            return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
+        finally:
+            self._running = False
+            g.deadline = g.insns
+        if self._a20_pending is not None:
+            self._apply_a20()
+        if self._error is not None:
+            return self._take_error()
+        # The block hook counted whole blocks; the steps themselves are what retired.
+        g.insns = before + count
+        if g.delivering == 8:
+            return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
+        if g.stop_reason == lib.VMM_STOP_REQUESTED:
+            return RunResult(StopReason.REQUESTED)
+        return RunResult(StopReason.BREAKPOINT)
 
     def fault_chain(self) -> list[tuple[int, int | None, int]]:
         """The last exceptions entered (vector, error code or None, linear pc), oldest first."""
@@ -236,7 +279,33 @@ class UnicornCpu:
         lib.vmm_flush_icount(self._g)
 
     def set_a20(self, enabled: bool) -> None:
+        """The A20 gate. Unicorn ignores QEMU's A20 mask, so vmm shows what real-mode code
+        can see of it: with A20 off, the 64 KiB above 1 MiB (FFFF:0010-FFFF:FFFF) alias
+        the first 64 KiB. The mapping changes between runs, never inside a hook."""
+        enabled = bool(enabled)
         lib.vmm_set_a20(self._g, 1 if enabled else 0)
+        if enabled == self._a20:
+            self._a20_pending = None
+            return
+        self._a20_pending = enabled
+        if self._running:
+            self._g.stop_reason = lib.VMM_STOP_RESUME
+            self._uc.emu_stop()
+        else:
+            self._apply_a20()
+
+    def _apply_a20(self) -> None:
+        enabled, self._a20_pending = self._a20_pending, None
+        if enabled is None or enabled == self._a20:
+            return
+        self._a20 = enabled
+        if self.memory.size < A20_WINDOW_END:
+            return
+        self._uc.mem_unmap(0x100000, 0x10000)
+        target = 0x100000 if enabled else 0
+        self._uc.mem_map_ptr(0x100000, 0x10000, ucc.UC_PROT_ALL, self._ram_address + target)
+        self._uc.ctl_flush_tb()
+        lib.vmm_flush_icount(self._g)
 
     def close(self) -> None:
         if self._g is not None:
@@ -274,7 +343,7 @@ class UnicornCpu:
         state.msrs = {msr: uc.msr_read(msr) for msr in SAVED_MSRS}
         state.dr = [uc.reg_read(reg) for reg in _DR_IDS]
         state.fxsave = self._read_fxsave()
-        state.a20_enabled = bool(lib.vmm_get_a20(g))
+        state.a20_enabled = self._a20 if self._a20_pending is None else self._a20_pending
         return state
 
     def set_state(self, state: X86State) -> None:
@@ -308,7 +377,7 @@ class UnicornCpu:
         else:
             uc.reg_write(x86.UC_X86_REG_FPCW, 0x037F)
             uc.reg_write(x86.UC_X86_REG_MXCSR, 0x1F80)
-        lib.vmm_set_a20(g, 1 if state.a20_enabled else 0)
+        self.set_a20(state.a20_enabled)
         # HF2_GIF: interrupts are globally enabled outside SVM (QEMU's reset sets it).
         lib.vmm_set_env_u64(g, lib.VMM_ENV_HFLAGS2, lib.vmm_get_env_u64(g, lib.VMM_ENV_HFLAGS2) | 1)
         lib.vmm_update_hflags(g)

@@ -1,0 +1,240 @@
+"""The Unicorn backend on its own: a stub platform records port writes and answers the
+interrupt acknowledge, so each behaviour of the native glue is checked in isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cpu.rom import assemble_rom
+from vmm.cpu.base import StopReason
+from vmm.cpu.unicorn import PhysRegion, UnicornCpu
+from vmm.memory import GuestMemory
+
+RAM = 16 << 20
+
+
+class StubPlatform:
+    def __init__(self) -> None:
+        self.out: list[tuple[int, int]] = []
+        self.vector = 0x20
+        self.acks = 0
+        self.cpu: UnicornCpu | None = None
+
+    def io_read(self, port: int, size: int) -> int:
+        return 0x5A if port == 0x1234 else 0xFF
+
+    def io_write(self, port: int, size: int, value: int) -> None:
+        self.out.append((port, value))
+        if port == 0xF4:
+            self.cpu.request_stop()
+
+    def mmio_read(self, addr: int, size: int) -> int:
+        return 0
+
+    def mmio_write(self, addr: int, size: int, value: int) -> None:
+        pass
+
+    def interrupt_acknowledge(self) -> int:
+        self.acks += 1
+        self.cpu.set_irq_line(False)
+        return self.vector
+
+    def bytes_to(self, port: int) -> bytes:
+        return bytes(value & 0xFF for p, value in self.out if p == port)
+
+
+def make_cpu(body: str) -> tuple[UnicornCpu, StubPlatform, GuestMemory]:
+    rom = assemble_rom(body)
+    memory = GuestMemory(RAM)
+    platform = StubPlatform()
+    regions = [
+        PhysRegion(0, 0xF0000, "ram", 0),
+        PhysRegion(0xF0000, 0x10000, "rom", data=rom),
+        PhysRegion(0x100000, RAM - 0x100000, "ram", 0x100000),
+        PhysRegion(RAM, 0xFFFF0000 - RAM, "hole"),
+        PhysRegion(0xFFFF0000, 0x10000, "rom", data=rom),
+    ]
+    cpu = UnicornCpu(memory, platform, regions)
+    platform.cpu = cpu
+    return cpu, platform, memory
+
+
+LOOP = """
+    mov ecx, 100000
+1:  dec ecx
+    jnz 1b
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_reset_state_is_architectural():
+    cpu, _, _ = make_cpu(LOOP)
+    state = cpu.get_state()
+    assert state.mode == "real"
+    assert (state.segments["cs"].selector, state.segments["cs"].base, state.rip) == (0xF000, 0xFFFF0000, 0xFFF0)
+    assert state.pc == 0xFFFFFFF0
+    assert state.cr0 == 0x60000010
+
+
+def test_instruction_count_is_exact_and_deadlines_split_runs_exactly():
+    cpu, platform, _ = make_cpu(LOOP)
+    assert cpu.run(10**9).reason == StopReason.REQUESTED
+    whole = cpu.instructions
+    # far jmp + mov + 2 * 100000 loop instructions + the last block (mov, out, hlt):
+    # instructions are counted per translated block, as the block is entered.
+    assert whole == 1 + 1 + 2 * 100000 + 3
+    cpu2, _, _ = make_cpu(LOOP)
+    slices = 0
+    while cpu2.run(997).reason == StopReason.DEADLINE:
+        slices += 1
+        assert cpu2.instructions <= 997 * slices + 2  # never far past a deadline
+    assert cpu2.instructions == whole
+    assert slices > 100
+
+
+def test_step_executes_exactly_n_instructions():
+    cpu, _, _ = make_cpu(LOOP)
+    cpu.step(1)
+    assert cpu.get_state().pc == 0xF0000  # the reset vector's far jump
+    cpu.step(3)
+    assert cpu.instructions == 4
+    assert cpu.get_state().gprs["rcx"] == 100000 - 1
+
+
+def test_port_io_reaches_the_platform():
+    cpu, platform, _ = make_cpu("""
+        mov dx, 0x1234
+        in al, dx
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    """)
+    cpu.run(10**6)
+    assert platform.bytes_to(0xE9) == b"\x5a"
+
+
+def test_hlt_stops_with_halt_and_irq_is_delivered_through_the_ivt():
+    cpu, platform, memory = make_cpu("""
+        xor ax, ax
+        mov ds, ax
+        mov ss, ax
+        mov sp, 0x7000
+        mov word ptr [0x20 * 4], offset handler
+        mov word ptr [0x20 * 4 + 2], 0xF000
+        sti
+        hlt
+        mov al, 'B'
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    handler:
+        mov al, 'A'
+        out 0xE9, al
+        iret
+    """)
+    assert cpu.run(10**6).reason == StopReason.HALT
+    assert platform.bytes_to(0xE9) == b""
+    cpu.set_irq_line(True)
+    assert cpu.run(10**6).reason == StopReason.REQUESTED
+    assert platform.bytes_to(0xE9) == b"AB"  # the handler ran, then execution resumed after HLT
+    assert platform.acks == 1
+
+
+def test_irq_waits_for_interrupts_enabled():
+    cpu, platform, _ = make_cpu("""
+        xor ax, ax
+        mov ds, ax
+        mov ss, ax
+        mov sp, 0x7000
+        mov word ptr [0x20 * 4], offset handler
+        mov word ptr [0x20 * 4 + 2], 0xF000
+        cli
+        mov al, '1'
+        out 0xE9, al
+        sti
+        nop
+        mov al, '2'
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    handler:
+        mov al, 'I'
+        out 0xE9, al
+        iret
+    """)
+    cpu.set_irq_line(True)
+    cpu.run(10**6)
+    assert platform.bytes_to(0xE9) == b"1I2"
+
+
+def test_state_round_trip_into_a_fresh_cpu():
+    cpu, platform, memory = make_cpu(LOOP)
+    cpu.run(5001)
+    state = cpu.get_state()
+    count = cpu.instructions
+    other, other_platform, other_memory = make_cpu(LOOP)
+    other_memory.write(0, memory.read(0, RAM))
+    other.set_state(state)
+    other.instructions = count
+    assert other.get_state() == state
+    other.run(10**9)
+    cpu.run(10**9)
+    assert other.instructions == cpu.instructions
+
+
+def test_a20_disabled_wraps_at_one_megabyte():
+    cpu, platform, memory = make_cpu("""
+        mov ax, 0xFFFF
+        mov ds, ax
+        mov byte ptr [0x10], 0x77      # linear 0x100000, or 0x0 with A20 masked
+        mov al, 1
+        out 0xF4, al
+        hlt
+    """)
+    cpu.set_a20(False)
+    cpu.run(10**6)
+    assert memory.read_u8(0) == 0x77 and memory.read_u8(0x100000) == 0
+
+
+def test_unbacked_addresses_read_all_ones():
+    cpu, platform, _ = make_cpu("""
+        mov ax, 0
+        mov ds, ax
+        mov eax, 0x8000000              # 128 MiB: beyond the 16 MiB of RAM
+        mov ebx, [eax]
+        mov dword ptr [eax], 0
+        mov ebx, [eax]
+        mov al, bl
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    """)
+    cpu.run(10**6)
+    assert platform.bytes_to(0xE9) == b"\xff"
+    assert cpu.stats["unclaimed"] >= 3
+
+
+@pytest.mark.parametrize("vector", [0x08, 0x70])
+def test_cpuid_hides_the_apic(vector):
+    cpu, platform, _ = make_cpu("""
+        mov eax, 1
+        cpuid
+        shr edx, 9
+        mov al, dl
+        and al, 1
+        out 0xE9, al
+        shr ecx, 31
+        mov al, cl
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    """)
+    cpu.run(10**6)
+    assert platform.bytes_to(0xE9) == b"\x00\x01"  # no APIC; the hypervisor bit set

@@ -123,7 +123,7 @@ def test_boot_reaches_the_shell_through_every_stage(toyos: SerialConsole) -> Non
         'kernel: command line "name=toyos console=ttyS0"',
         "kernel: memory 63 MiB usable",
         "kernel: disk 0: ",
-        "kernel: fs: 8 files",
+        "kernel: fs: 9 files",
         "kernel: starting /bin/init",
         "init: toyos ready on toyos",
         "init: started echo (pid 2)",
@@ -146,7 +146,7 @@ def test_echo(toyos: SerialConsole) -> None:
 def test_ls_lists_the_file_system(toyos: SerialConsole) -> None:
     names = [line.split()[-1] for line in toyos.command("ls").splitlines()]
     assert names == ["/bin/init", "/bin/sh", "/bin/clock", "/bin/echod", "/bin/crash",
-                     "/etc/services", "/etc/motd", "/README"]
+                     "/bin/spin", "/etc/services", "/etc/motd", "/README"]
 
 
 def test_cat_prints_a_file(toyos: SerialConsole) -> None:
@@ -174,6 +174,17 @@ def test_ps_shows_init_and_the_services(toyos: SerialConsole) -> None:
     for service in ("echod", "clock", "sh"):
         assert names[service][1] == 1, f"{service} is not a child of init: {rows}"
     assert "crash" not in names
+
+
+def test_timer_preempts_a_busy_program(toyos: SerialConsole) -> None:
+    # spin never blocks for 6 s of guest uptime; the clock service still gets the CPU
+    # (at least one 5 s boundary falls inside that window) before spin is done.
+    assert toyos.proc.stdin is not None
+    toyos.proc.stdin.write(b"run /bin/spin 6000\n")
+    toyos.proc.stdin.flush()
+    out = toyos.expect("spin: done\n")
+    assert re.search(r"clock: uptime \d+ s\n", out), out
+    toyos.expect(PROMPT)
 
 
 def test_poweroff_exits_qemu_with_status_1(toyos: SerialConsole) -> None:

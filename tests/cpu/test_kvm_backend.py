@@ -490,3 +490,43 @@ def test_available_here(kvm):
     from vmm.cpu.kvm_probe import kvm_available
 
     assert kvm_available() == (True, "")
+
+
+def test_watch_user_mode_reports_cpl3(make_cpu):
+    # LONG_MODE with user-accessible pages and ring-3 segments, then IRETQ to a CPL 3 loop.
+    head = LONG_MODE.split("lm64:")[0].replace("0x2003", "0x2007").replace("0x3003", "0x3007").replace("0x83", "0x87")
+    gdt = LONG_MODE[LONG_MODE.index("    .p2align 3") :]
+    gdt = gdt.replace("    .word 4 * 8 - 1", "    .word 6 * 8 - 1").replace(
+        "    .quad 0x00AF9B000000FFFF    # 0x18: 64-bit code\n",
+        "    .quad 0x00AF9B000000FFFF    # 0x18: 64-bit code\n"
+        "    .quad 0x00AFFB000000FFFF    # 0x20: 64-bit user code\n"
+        "    .quad 0x00CFF3000000FFFF    # 0x28: user data\n",
+    )
+    cpu, platform = make_cpu(
+        head
+        + """lm64:
+    mov al, 'K'
+    out 0xE9, al
+    push 0x2B
+    push 0x7000
+    push 0x2
+    push 0x23
+    mov rax, offset user + ROM
+    push rax
+    iretq
+user:
+1:  jmp 1b
+"""
+        + gdt
+    )
+    cpu.watch_user_mode(True)
+    result = cpu.run(1_000_000)
+    for _ in range(100):
+        if result.reason != StopReason.DEADLINE:
+            break
+        result = cpu.run(1_000_000)
+    assert result.reason == StopReason.USER
+    assert platform.debug_output == b"PK"
+    assert cpu.get_state().cpl == 3
+    cpu.watch_user_mode(False)
+    assert cpu.run(10_000).reason == StopReason.DEADLINE

@@ -297,15 +297,14 @@ class KvmCpu:
         self._a20 = bool(enabled)
 
     def run(self, max_instructions: int) -> RunResult:
-        v = self._vcpu_struct
         deadline = self.instructions + max(1, max_instructions)
         try:
             result = self._run_until(deadline)
         finally:
             self._complete_pending_exit()
-        if self._watch_user and result.reason in (StopReason.DEADLINE, StopReason.HALT, StopReason.REQUESTED):
-            if v.stop_requested == 0 and self._cpl() == 3:
-                return RunResult(StopReason.USER)
+        # Never in place of REQUESTED: the machine acts on it (exit port, reset).
+        if self._watch_user and result.reason in (StopReason.DEADLINE, StopReason.HALT) and self._cpl() == 3:
+            return RunResult(StopReason.USER)
         return result
 
     def _run_until(self, deadline: int) -> RunResult:

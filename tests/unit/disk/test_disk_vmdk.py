@@ -225,3 +225,26 @@ def test_descriptor_render_keeps_qemu_quirks(tmp_path):
     lines = text.splitlines()
     extent = next(i for i, line in enumerate(lines) if line.startswith("RW "))
     assert lines[extent - 1].strip() != ""
+
+
+def test_create_never_replaces_a_file_and_leaves_no_temp_files(tmp_path):
+    (tmp_path / "d-s002.vmdk").write_bytes(b"precious")
+    with pytest.raises(DiskError, match="d-s002.vmdk: already exists"):
+        create_vmdk(tmp_path / "d.vmdk", 1000, "twoGbMaxExtentSparse", grain_size=16, extent_sectors=320)
+    assert sorted(os.listdir(tmp_path)) == ["d-s002.vmdk"]
+    assert (tmp_path / "d-s002.vmdk").read_bytes() == b"precious"
+
+
+def test_interrupted_stream_convert_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "src.raw"
+    create_raw(src, 256)
+    with RawDisk(src) as disk:
+        disk.write(0, pattern(1, 256))
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("zlib.compress", boom)
+    with pytest.raises(KeyboardInterrupt):
+        convert(src, tmp_path / "s.vmdk", "streamOptimized")
+    assert sorted(os.listdir(tmp_path)) == ["src.raw"]

@@ -22,7 +22,8 @@ from vmm.disk.vmdk.descriptor import (
     ExtentLine,
     new_descriptor,
 )
-from vmm.disk.vmdk.disk import VmdkDisk, write_file_atomic
+from vmm.disk.vmdk.disk import VmdkDisk
+from vmm.disk.vmdk.files import new_file
 from vmm.disk.vmdk.sparse import DEFAULT_GRAIN_SIZE, DEFAULT_GTES_PER_GT, SparseLayout
 from vmm.disk.vmdk.stream import write_stream
 from vmm.errors import DiskError
@@ -57,12 +58,10 @@ def _refuse_existing(paths: list[str]) -> None:
 
 def _write_new(path: str, data: bytes, size: int | None = None) -> None:
     try:
-        with open(path, "xb") as f:
+        with new_file(path) as f:
             f.write(data)
             if size is not None and size > len(data):
                 f.truncate(size)
-            f.flush()
-            os.fsync(f.fileno())
     except OSError as exc:
         raise DiskError(f"{path}: cannot create: {exc.strerror}") from None
 
@@ -128,8 +127,7 @@ def create_vmdk(
             else:
                 _write_new(file, b"", line.sectors * SECTOR_SIZE)
         desc = new_descriptor(create_type, lines, adapter_type=adapter_type, **parent)
-        _refuse_existing([path])
-        write_file_atomic(path, desc.render().encode())
+        _write_new(path, desc.render().encode())
     except BaseException:
         for file in files:
             if os.path.exists(file):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import stat
-import tempfile
 from collections.abc import Iterator
 
 from vmm.disk.base import SECTOR_SIZE, BlockDevice
@@ -25,6 +23,7 @@ from vmm.disk.vmdk.descriptor import (
     parse_descriptor,
 )
 from vmm.disk.vmdk.extents import Backing, Extent, SparseExtent, open_extent
+from vmm.disk.vmdk.files import write_file_atomic
 from vmm.disk.vmdk.sparse import MAGIC_BYTES, SparseHeader
 from vmm.errors import DiskError
 
@@ -302,34 +301,3 @@ class VmdkDisk(BlockDevice):
 
     def sparse_extents(self) -> list[SparseExtent]:
         return [e for e in self.extents if isinstance(e, SparseExtent)]
-
-
-def write_file_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        if os.path.exists(path):
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from vmm.disk.base import SECTOR_SIZE, BlockDevice
+from vmm.disk.vmdk.files import new_file
 from vmm.disk.vmdk.sparse import (
     COMPRESSION_DEFLATE,
     FLAG_COMPRESSED,
@@ -108,13 +109,7 @@ def write_stream(path: str, source: BlockDevice, descriptor_text: Callable[[], b
         raise DiskError(f"{path}: descriptor of {len(desc)} bytes does not fit the stream header area")
     gtes = header.num_gtes_per_gt
     gd = [0] * header.num_gts
-    try:
-        f = open(path, "xb")
-    except FileExistsError:
-        raise DiskError(f"{path}: already exists") from None
-    except OSError as exc:
-        raise DiskError(f"{path}: cannot create: {exc.strerror}") from None
-    with f:
+    with new_file(path) as f:
         f.write(header.pack())
         f.write(desc.ljust(STREAM_DESCRIPTOR_SECTORS * SECTOR_SIZE, b"\0"))
         f.write(bytes((header.overhead - 1 - STREAM_DESCRIPTOR_SECTORS) * SECTOR_SIZE))
@@ -147,8 +142,6 @@ def write_stream(path: str, source: BlockDevice, descriptor_text: Callable[[], b
         f.write(_marker(1, MARKER_FOOTER))
         f.write(footer.pack())
         f.write(_marker(0, MARKER_EOS))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _grains_with_data(source: BlockDevice, grain_size: int, gtes: int) -> Iterator[tuple[int, list[int]]]:

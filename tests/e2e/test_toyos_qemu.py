@@ -195,6 +195,22 @@ def test_poweroff_exits_qemu_with_status_1(toyos: SerialConsole) -> None:
     assert toyos.wait() == 1        # isa-debug-exit: (0 << 1) | 1
 
 
+def test_reboot_resets_through_the_8042() -> None:
+    # With -no-reboot QEMU exits (status 0) when the guest resets the machine.
+    qemu = require_tool("qemu-system-x86_64")
+    require_file(TOYOS_IMG)
+    console = SerialConsole([qemu, *QEMU_PC, "-drive", f"file={TOYOS_IMG},format=raw,if=ide"])
+    try:
+        console.expect(PROMPT)
+        assert console.proc.stdin is not None
+        console.proc.stdin.write(b"reboot\n")
+        console.proc.stdin.flush()
+        console.expect("kernel: reboot\n")
+        assert console.wait() == 0
+    finally:
+        console.close()
+
+
 def test_multiboot_kernel_prints_its_boot_info() -> None:
     qemu = require_tool("qemu-system-x86_64")
     require_file(MULTIBOOT_ELF)

@@ -248,3 +248,25 @@ def test_interrupted_stream_convert_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert(src, tmp_path / "s.vmdk", "streamOptimized")
     assert sorted(os.listdir(tmp_path)) == ["src.raw"]
+
+
+def test_three_level_chain_reads_through_and_commits_one_level(tmp_path):
+    base, mid, top = (tmp_path / n for n in ("base.vmdk", "base-000001.vmdk", "base-000002.vmdk"))
+    create_vmdk(base, 128, grain_size=16)
+    with open_disk(base) as disk:
+        disk.write(0, pattern(1, 128))
+    create_child(base, mid, grain_size=16)
+    with open_disk(mid) as disk:
+        disk.write(16, pattern(2, 16))
+    create_child(mid, top, grain_size=16)
+    with open_disk(top) as disk:
+        disk.write(40, pattern(3, 2))
+        expected = disk.read(0, 128)
+        assert disk.chain() == [str(top), str(mid), str(base)]
+    base_bytes = base.read_bytes()
+    commit(top)
+    assert base.read_bytes() == base_bytes  # only the direct parent takes the data
+    for path in (mid, top):
+        with open_disk(path, read_only=True) as disk:
+            assert disk.read(0, 128) == expected
+        assert check_disk(path).ok

@@ -7,13 +7,14 @@
  *
  * What this sector does:
  *   1. sets DS = ES = SS = 0 and a stack just below 0x7C00,
- *   2. programs COM1 (115200 8N1) and prints "boot: loading stage2" through INT 10h AH=0Eh
- *      (teletype) and, so that a serial console sees the whole boot, to COM1 as well,
+ *   2. prints "boot: loading stage2" through INT 10h AH=0Eh (teletype) and, unless the
+ *      BIOS already mirrors teletype output to COM1, programs COM1 and writes it there too,
  *   3. checks for the INT 13h extensions (AH=41h) so it can read by LBA,
  *   4. reads 33 sectors from LBA 1 to 0000:7E00 with INT 13h AH=42h (extended read):
  *      LBA 1 is the boot-parameters sector (layout of the disk + kernel command line),
  *      LBA 2..33 is stage 2, which lands at 0000:8000,
- *   5. checks the parameter sector's magic "TOYOSBP1" and jumps to stage 2 with DL = drive.
+ *   5. checks the parameter sector's magic "TOYOSBP1" and jumps to stage 2 with DL = drive
+ *      and DH = 1 if stage 2 should copy its real-mode lines to COM1.
  *
  * 512 bytes are too few for E820, A20, protected mode, paging, long mode and an ELF
  * loader, so those live in stage 2 (stage2.S).
@@ -35,6 +36,15 @@ canonical:
     cld                         /* string instructions count upwards */
     mov [boot_drive], dl        /* the BIOS told us which drive we came from */
 
+    /* Serial console. A BIOS that already programmed COM1 (LCR = 03h, 8N1) uses it as
+     * its console and copies INT 10h teletype output there itself (vmm's BIOS does);
+     * then writing COM1 ourselves would print every line twice. Otherwise (SeaBIOS
+     * leaves the UART at its reset value) we program COM1 and mirror our lines to it. */
+    mov dx, 0x3FB
+    in al, dx                   /* LCR */
+    cmp al, 0x03
+    je 1f
+    mov byte ptr [serial_mirror], 1
     /* COM1 (16550 at 0x3F8): divisor 1 = 115200 baud, 8 data bits, no parity, 1 stop. */
     mov dx, 0x3F9
     xor al, al
@@ -57,7 +67,7 @@ canonical:
     mov dl, 0xFC
     mov al, 0x03
     out dx, al                  /* MCR: DTR, RTS */
-
+1:
     mov si, offset msg_loading
     call print
 
@@ -86,7 +96,8 @@ canonical:
     cmp dword ptr [0x7E04], 0x31504253     /* "SBP1" */
     jne bad_params
 
-    mov dl, [boot_drive]        /* stage 2 gets the boot drive in DL, like we did */
+    mov dl, [boot_drive]        /* stage 2 gets the boot drive in DL, like we did, */
+    mov dh, [serial_mirror]     /* and in DH whether to copy its real-mode lines to COM1 */
     ljmp 0, 0x8000              /* stage 2 entry point */
 
 no_ext:
@@ -105,7 +116,8 @@ halt:
     jmp halt
 
 /* print: write the NUL-terminated string at DS:SI with INT 10h AH=0Eh (teletype output)
- * and to COM1, waiting for LSR bit 5 (transmit holding register empty) before each byte. */
+ * and, if serial_mirror is set, to COM1, waiting for LSR bit 5 (transmit holding register
+ * empty) before each byte. */
 print:
     pusha
 1:  lodsb
@@ -115,6 +127,8 @@ print:
     mov ah, 0x0E
     mov bx, 0x0007              /* page 0, light grey (ignored in text mode by most BIOSes) */
     int 0x10
+    cmp byte ptr [serial_mirror], 0
+    je 1b
     mov dx, 0x3FD               /* LSR */
 2:  in al, dx
     test al, 0x20
@@ -131,7 +145,8 @@ msg_noext:     .asciz "boot: no INT 13h extensions\r\n"
 msg_readerr:   .asciz "boot: disk read error\r\n"
 msg_badparams: .asciz "boot: bad parameter sector\r\n"
 
-boot_drive: .byte 0
+boot_drive:    .byte 0
+serial_mirror: .byte 0          /* 1: we copy our lines to COM1 (the BIOS does not) */
 
     .balign 4
 /* Disk address packet for INT 13h AH=42h (EDD 3.0, table "Device Address Packet"). */

@@ -56,6 +56,7 @@
     .globl _start
 _start:
     mov [boot_drive], dl
+    mov [serial_mirror], dh     /* boot sector: 1 if the BIOS does not copy INT 10h to COM1 */
     mov si, offset msg_stage2
     call print16
 
@@ -205,8 +206,8 @@ fail16:
     hlt
     jmp 1b
 
-/* print16: NUL-terminated string at DS:SI through INT 10h AH=0Eh, and to COM1 (which the
- * boot sector programmed), so that a serial console sees the real-mode steps too. */
+/* print16: NUL-terminated string at DS:SI through INT 10h AH=0Eh, and to COM1 when the
+ * BIOS does not do that itself (serial_mirror, decided by the boot sector). */
 print16:
     pusha
 1:  lodsb
@@ -224,6 +225,8 @@ putc16:
     mov ah, 0x0E
     mov bx, 0x0007
     int 0x10
+    cmp byte ptr [serial_mirror], 0
+    je 2f
     mov dx, COM1+5              /* LSR: wait for THR empty */
 1:  in al, dx
     test al, 0x20
@@ -231,7 +234,7 @@ putc16:
     mov dx, COM1
     mov al, cl
     out dx, al
-    popa
+2:  popa
     ret
 
 /* print_dec16: AX as an unsigned decimal number. */
@@ -470,6 +473,7 @@ dap_lba:   .quad 0
 sectors_left: .long 0
 e820_count:   .word 0
 boot_drive:   .byte 0
+serial_mirror: .byte 0
 
 msg_stage2:   .asciz "boot: stage2 running at 0x8000\r\n"
 msg_e820:     .asciz "boot: E820 map: "

@@ -2,4 +2,4 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build_uc_glue.py:ffibuilder"])
+setup(cffi_modules=["csrc/build_uc_glue.py:ffibuilder", "csrc/build_kvm.py:ffibuilder"])

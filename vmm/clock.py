@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import Callable
+from collections.abc import Callable
 
 DEFAULT_MHZ = 100
 
@@ -112,8 +112,12 @@ class VirtualClock:
         self._offset_ns += max(0, int(ns))
 
     def save(self) -> dict:
-        return {"mhz": self.mhz, "now_ns": self.now_ns()}
+        return {"mhz": self.mhz, "offset_ns": self._offset_ns}
 
-    def restore_offset(self, now_ns: int, insns_now: int) -> None:
-        """Continue virtual time at ``now_ns`` when the instruction counter reads ``insns_now``."""
-        self._offset_ns = now_ns - self.insns_to_ns(insns_now)
+    def restore(self, state: dict) -> None:
+        """Virtual time as saved (with the instruction counter restored alongside).
+
+        Timers are not saved here: each device re-arms or cancels its own in restore()."""
+        if state["mhz"] != self.mhz:
+            raise ValueError(f"saved state runs at {state['mhz']} MHz, this clock at {self.mhz} MHz")
+        self._offset_ns = state["offset_ns"]

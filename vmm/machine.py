@@ -19,7 +19,7 @@ from pathlib import Path
 from vmm.bus import IoBus, MmioBus
 from vmm.clock import VirtualClock
 from vmm.config import MIB, MachineConfig
-from vmm.cpu.base import RunResult, StopReason
+from vmm.cpu.base import PhysRegion, RunResult, StopReason
 from vmm.cpu.state import RFLAGS_IF
 from vmm.debug.stages import StageTracker
 from vmm.errors import ImageError
@@ -41,6 +41,21 @@ class MachineExit:
     status: int = 0
     detail: str = ""
     fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
+
+
+@dataclass
+class MachineState:
+    """A whole machine at one instruction (see Machine.save_state)."""
+
+    cpu: object  # X86State
+    instructions: int
+    tsc_offset: int
+    clock: dict
+    devices: dict[str, dict]
+    stages: list[dict]
+    irq_level: bool
+    serial_length: int
+    ram: bytes | None
 
 
 def load_rom(path: Path) -> bytes:
@@ -89,8 +104,6 @@ class Machine:
 
     def physical_map(self) -> list:
         """RAM, ROM copies, device windows and bus holes, as the CPU maps them."""
-        from vmm.cpu.unicorn import PhysRegion
-
         ram = self.memory.size
         rom = self.rom or b""
         low_rom = rom[-LOW_ROM_MAX:] if rom else b""
@@ -314,6 +327,37 @@ class Machine:
             device.reset()
         self.cpu.reset()
         self.cpu.set_irq_line(self.pic.output)
+        self._arm_stage_watch()
+
+    # ---- whole-machine state (DESIGN.md principle 4) ----
+
+    def save_state(self, with_ram: bool = True) -> MachineState:
+        """Everything needed to continue exactly here: CPU, counters, clock, devices, RAM."""
+        return MachineState(
+            cpu=self.cpu.get_state(),
+            instructions=self.cpu.instructions,
+            tsc_offset=self.cpu.tsc_offset,
+            clock=self.clock.save(),
+            devices={device.name: device.save() for device in self.devices},
+            stages=self.stages.save(),
+            irq_level=self._irq_level,
+            serial_length=len(self.serial_transcript),
+            ram=self.memory.read(0, self.memory.size) if with_ram else None,
+        )
+
+    def load_state(self, state: MachineState) -> None:
+        if state.ram is not None:
+            self.memory.write(0, state.ram)
+        for device in self.devices:
+            device.restore(state.devices[device.name])
+        self.cpu.set_state(state.cpu)
+        self.cpu.instructions = state.instructions
+        self.cpu.tsc_offset = state.tsc_offset
+        self.clock.restore(state.clock)
+        self.stages.restore(state.stages)
+        self._irq_level = state.irq_level
+        self.cpu.set_irq_line(self.pic.output)
+        del self.serial_transcript[state.serial_length :]
         self._arm_stage_watch()
 
     # ---- what users and tests look at ----

@@ -6,6 +6,7 @@ CPU model and no local APIC (`-M isapc -cpu qemu64,-apic`, the machine vmm emula
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_two_runs_are_identical(name, tmp_path):
 def test_cli_exit_status_and_stages(tmp_path):
     rom = build("longmode", tmp_path)
     proc = subprocess.run(
-        ["vmm", "run", "--bios", str(rom), "--stages", "--max-insns", "10000000"],
+        [sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--stages", "--max-insns", "10000000"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == PASS_STATUS, proc.stderr

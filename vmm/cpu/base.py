@@ -15,6 +15,17 @@ from typing import Protocol
 from vmm.cpu.state import X86State
 
 
+@dataclass(frozen=True)
+class PhysRegion:
+    """One range of the guest-physical address space as the CPU sees it."""
+
+    base: int
+    size: int
+    kind: str  # "ram" (offset into GuestMemory), "rom" (data), "device" (MMIO exit), "hole"
+    ram_offset: int = 0
+    data: bytes = b""
+
+
 class Platform(Protocol):
     """What a backend calls back into. Implemented by vmm.machine.Machine."""
 

@@ -115,6 +115,12 @@ class X86State:
     dr: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0xFFFF0FF0, 0x400])
     halted: bool = False
     a20_enabled: bool = True
+    # Events between instructions: an interrupt acknowledged at the PIC but not yet taken
+    # by the CPU, the STI/MOV SS shadow, a pending NMI (KVM reports them; Unicorn has none
+    # between runs).
+    pending_interrupt: int | None = None
+    interrupt_shadow: int = 0
+    nmi_pending: bool = False
 
     @property
     def cpl(self) -> int:
@@ -164,6 +170,9 @@ class X86State:
         state.idt = Table(**data["idt"])
         for name in ("cr0", "cr2", "cr3", "cr4", "cr8", "efer", "halted", "a20_enabled"):
             setattr(state, name, data[name])
+        state.pending_interrupt = data.get("pending_interrupt")
+        state.interrupt_shadow = data.get("interrupt_shadow", 0)
+        state.nmi_pending = data.get("nmi_pending", False)
         state.msrs = {int(k): v for k, v in data["msrs"].items()}
         state.fxsave = bytes.fromhex(data["fxsave"])
         state.dr = list(data["dr"])

@@ -13,7 +13,6 @@ led to it (the machine then resets or stops, as configured).
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from pathlib import Path
 
 import unicorn
@@ -21,7 +20,7 @@ from unicorn import UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
-from vmm.cpu.base import Platform, RunResult, StopReason
+from vmm.cpu.base import PhysRegion, Platform, RunResult, StopReason
 from vmm.cpu.state import (
     GPR_NAMES,
     MSR_EFER,
@@ -57,17 +56,6 @@ _SEG_INDEX = {name: i for i, name in enumerate(SEGMENT_NAMES)} | {"ldt": 6, "tr"
 _GLUE_MSRS = {
     MSR_EFER: lib.VMM_ENV_EFER,
 }
-
-
-@dataclass(frozen=True)
-class PhysRegion:
-    """One range of the guest-physical address space as the CPU sees it."""
-
-    base: int
-    size: int
-    kind: str  # "ram" (offset into GuestMemory), "rom" (data), "device" (MMIO exit), "hole"
-    ram_offset: int = 0
-    data: bytes = b""
 
 
 def _attrs_from_flags(flags: int) -> int:
@@ -171,6 +159,14 @@ class UnicornCpu:
     def watch_user_mode(self, enabled: bool) -> None:
         """Stop (StopReason.USER) before the first block that would run at CPL 3."""
         self._g.stop_on_user = 1 if enabled else 0
+
+    @property
+    def tsc_offset(self) -> int:
+        return self._g.tsc_offset
+
+    @tsc_offset.setter
+    def tsc_offset(self, value: int) -> None:
+        self._g.tsc_offset = value
 
     def advance_tsc(self, ns: int) -> None:
         """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""

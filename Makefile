@@ -5,7 +5,7 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev
+APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux
 DEFAULT_GUEST ?= guests/build/toyos.img
 PYTEST_ARGS ?=
 

@@ -82,7 +82,6 @@ class Machine:
         self.mmio = MmioBus()
         self.serial_transcript = bytearray()
         self.debug_transcript = bytearray()
-        self.post_codes: list[int] = []
         self._serial_out = serial_out
         self.exit: MachineExit | None = None
         self._reset_requested = False
@@ -153,18 +152,21 @@ class Machine:
         irq = [IrqLine(n, self.pic.set_irq) for n in range(16)]
         self.irq_lines = irq
         self.pit = Pit8254(self.clock, irq[0])
-        self.cmos = Mc146818Cmos(self.clock, self.memory.size, irq[8], initial=self.config.nvram)
+        self.cmos = Mc146818Cmos(
+            self.clock, self.memory.size, irq[8], initial=self.config.nvram,
+            boot_order=self.config.boot_order,
+            disk_sectors=[self.disks[slot].capacity if slot in self.disks else None for slot in ("ide0:0", "ide0:1")],
+        )  # fmt: skip
         self.kbc = I8042(set_a20=self._set_a20, request_reset=self.request_reset, irq1=irq[1])
         self.port92 = FastA20(set_a20=self._set_a20, request_reset=self.request_reset)
         self.uart = Uart16550(irq[4], output=self._serial_byte)
         self.vga = VgaText(self.memory)
         self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
-        self.post = PostCodePort(on_post=self.post_codes.append)
+        self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)
         self.exit_port = ExitPort(self._on_exit_port)
         self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
                         self.ata, self.post, self.debugcon, self.exit_port]  # fmt: skip
-        self.pit.register(self.io) if hasattr(self.pit, "register") else None
         for device in self.devices:
             for first, count in device.ports:
                 self.io.register(first, count, device)
@@ -177,8 +179,9 @@ class Machine:
         if cpu is not None:
             cpu.set_irq_line(level)
 
-    def _set_a20(self, enabled: bool) -> None:
-        self.cpu.set_a20(enabled)
+    def _set_a20(self, _enabled: bool) -> None:
+        # The gate is open when either the 8042's output port or port 0x92 opens it.
+        self.cpu.set_a20(bool(self.kbc.output_port & 2) or bool(self.port92.value & 2))
 
     def _serial_byte(self, byte: int) -> None:
         self.serial_transcript.append(byte)

@@ -64,7 +64,8 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
     h = extent.header
     name = extent.path
     fd = extent.fd
-    file_sectors = sectors_for(os.fstat(fd).st_size)
+    # Whole sectors only: a table that runs past the end of the file is damage.
+    file_sectors = os.fstat(fd).st_size // SECTOR_SIZE
     regions: list[tuple[int, int, str]] = [(0, 1, "header")]
     if h.descriptor_offset:
         regions.append((h.descriptor_offset, h.descriptor_offset + h.descriptor_size, "descriptor"))
@@ -76,12 +77,13 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
         regions.append((sector, sector + count, what))
         return True
 
+    if not table_area(h.gd_offset, h.gd_sectors, "grain directory"):
+        return
     gd = load_u32s(fd, h.gd_offset, h.num_gts)
-    table_area(h.gd_offset, h.gd_sectors, "grain directory")
     rgd = None
     if h.flags & FLAG_USE_REDUNDANT_GD and h.rgd_offset and not h.compressed:
-        rgd = load_u32s(fd, h.rgd_offset, h.num_gts)
-        table_area(h.rgd_offset, h.gd_sectors, "redundant grain directory")
+        if table_area(h.rgd_offset, h.gd_sectors, "redundant grain directory"):
+            rgd = load_u32s(fd, h.rgd_offset, h.num_gts)
     gtes = h.num_gtes_per_gt
     seen: dict[int, int] = {}
     for index in range(h.num_gts):

@@ -100,7 +100,7 @@ enter_unreal:
     or al, 1                        /* CR0.PE = 1: protected mode */
     mov cr0, eax
     jmp 1f                          /* flush the prefetch queue (old CPUs) */
-1:  mov bx, GDT_FLAT_DATA
+1:  mov bx, 0x08                    /* selector of gdt_flat_data */
     mov fs, bx
     mov gs, bx
     and al, 0xFE                    /* CR0.PE = 0: back to real mode */
@@ -115,9 +115,9 @@ enter_unreal:
 
     .balign 8
 gdt:
-    .quad 0                         /* the null descriptor */
-GDT_FLAT_DATA = . - gdt
-    .quad 0x00CF92000000FFFF        /* base 0, limit 4 GiB, data read/write */
+    .quad 0                         /* 00h: the null descriptor */
+gdt_flat_data:
+    .quad 0x00CF92000000FFFF        /* 08h: base 0, limit 4 GiB, data read/write */
 gdt_end:
 gdt_descriptor:
     .word gdt_end - gdt - 1
@@ -145,9 +145,13 @@ apic_virtual_wire:
     jz 9f
     and eax, 0xFFFFF000             /* physical base, normally 0xFEE00000 */
     mov esi, eax
+    push fs
+    xor ax, ax                      /* FS base 0 (its 4 GiB limit stays) */
+    mov fs, ax
     mov dword ptr fs:[esi+APIC_SVR], 0x1FF    /* enable, spurious vector FFh */
     mov dword ptr fs:[esi+APIC_LINT0], 0x700  /* delivery mode ExtINT */
     mov dword ptr fs:[esi+APIC_LINT1], 0x400  /* delivery mode NMI */
+    pop fs
 9:  popad
     ret
 

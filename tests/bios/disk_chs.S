@@ -9,7 +9,7 @@
 main:
     PRINTLN "disk_chs: INT 13h CHS services on drive 80h"
 
-    PRINT "08 parameters: "
+    PRINT "08 parameters:"
     mov ah, 0x08
     mov dl, 0x80
     int 0x13
@@ -18,7 +18,7 @@ main:
     SHOW16 "DX", dx
     call crlf
 
-    PRINT "15 disk type: "
+    PRINT "15 disk type:"
     mov ah, 0x15
     mov dl, 0x80
     int 0x13
@@ -28,7 +28,7 @@ main:
     call crlf
 
     /* C=0 H=1 S=1 is LBA 63 */
-    PRINT "02 read C=0 H=1 S=1, 2 sectors: "
+    PRINT "02 read C=0 H=1 S=1, 2 sectors:"
     push 0x1000
     pop es
     xor bx, bx
@@ -45,7 +45,7 @@ main:
     call crlf
 
     /* C=7 H=15 S=63 is the last CHS sector: (7*16+15)*63+62 = 8063 */
-    PRINT "02 read C=7 H=15 S=63: "
+    PRINT "02 read C=7 H=15 S=63:"
     mov ax, 0x0201
     mov cx, 0x073F
     mov dx, 0x0F80
@@ -61,7 +61,7 @@ main:
 
     /* 120 sectors from LBA 100 (C=0 H=1 S=38) to 1000:F000: the buffer
      * crosses a 64 KiB segment boundary */
-    PRINT "02 read 120 sectors at LBA 100 to 1000:F000: "
+    PRINT "02 read 120 sectors at LBA 100 to 1000:F000:"
     mov ax, 0x0278
     mov cx, 0x0026
     mov dx, 0x0180
@@ -76,7 +76,7 @@ main:
     call crlf
 
     /* write C=1 H=0 S=1 (LBA 1008) with "vmm!" and read it back */
-    PRINT "03 write C=1 H=0 S=1: "
+    PRINT "03 write C=1 H=0 S=1:"
     push 0x2000
     pop es
     xor di, di
@@ -92,7 +92,7 @@ main:
     SHOW8 "AL", al
     call crlf
 
-    PRINT "02 read it back: "
+    PRINT "02 read it back:"
     push 0x3000
     pop es
     xor di, di
@@ -121,7 +121,7 @@ main:
 1:  PRINT " DIFFERENT"
 2:  call crlf
 
-    PRINT "02 neighbours unchanged: "
+    PRINT "02 neighbours unchanged:"
     mov ax, 0x0203                  /* LBA 1007-1009: C=0 H=15 S=63 */
     mov cx, 0x003F
     mov dx, 0x0F80
@@ -133,7 +133,7 @@ main:
     SHOW32 "1009", es:[1024]
     call crlf
 
-    PRINT "04 verify C=0 H=2 S=1, 5 sectors: "
+    PRINT "04 verify C=0 H=2 S=1, 5 sectors:"
     mov ax, 0x0405
     mov cx, 0x0001
     mov dx, 0x0280
@@ -142,14 +142,14 @@ main:
     SHOW8 "AL", al
     call crlf
 
-    PRINT "00 reset: "
+    PRINT "00 reset:"
     mov ah, 0x00
     mov dl, 0x80
     int 0x13
     call show_cf_ah
     call crlf
 
-    PRINT "01 status: "
+    PRINT "01 status:"
     mov ah, 0x01
     mov dl, 0x80
     int 0x13

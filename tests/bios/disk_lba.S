@@ -30,7 +30,7 @@
 main:
     PRINTLN "disk_lba: INT 13h extensions on drive 80h"
 
-    PRINT "41 check extensions: "
+    PRINT "41 check extensions:"
     mov ah, 0x41
     mov bx, 0x55AA
     mov dl, 0x80
@@ -40,7 +40,7 @@ main:
     SHOW16 "CX", cx
     call crlf
 
-    PRINT "48 parameters: "
+    PRINT "48 parameters:"
     mov word ptr [params], 0x1E
     mov ah, 0x48
     mov dl, 0x80
@@ -62,7 +62,7 @@ main:
     SHOW32 "dpte", [params+26]
     call crlf
 
-    PRINT "48 with a 1Ah buffer: "
+    PRINT "48 with a 1Ah buffer:"
     mov dword ptr [params+26], 0x12345678
     mov word ptr [params], 0x1A
     mov ah, 0x48
@@ -74,7 +74,7 @@ main:
     SHOW32 "after", [params+26]
     call crlf
 
-    PRINT "08 parameters: "
+    PRINT "08 parameters:"
     mov ah, 0x08
     mov dl, 0x80
     int 0x13
@@ -83,17 +83,17 @@ main:
     SHOW16 "DX", dx
     call crlf
 
-    PRINT "42 LBA 16, 4 sectors: "
+    PRINT "42 LBA 16, 4 sectors:"
     EXT_READ 4, 16
-    PRINT "42 LBA 0FFFFFFE, 4 sectors (LBA48): "
+    PRINT "42 LBA 0FFFFFFE, 4 sectors (LBA48):"
     EXT_READ 4, 0x0FFFFFFE
-    PRINT "42 LBA 10000005, 127 sectors: "
+    PRINT "42 LBA 10000005, 127 sectors:"
     EXT_READ 127, 0x10000005
-    PRINT "42 last sector 100007FF: "
+    PRINT "42 last sector 100007FF:"
     EXT_READ 1, 0x100007FF
 
     /* write two sectors above 2^28 and read them back */
-    PRINT "43 write LBA 10000010, 2 sectors: "
+    PRINT "43 write LBA 10000010, 2 sectors:"
     push 0x2000
     pop es
     xor di, di
@@ -112,7 +112,7 @@ main:
     SHOW16 "count", [dap_count]
     call crlf
 
-    PRINT "42 read LBA 1000000F-10000012: "
+    PRINT "42 read LBA 1000000F-10000012:"
     mov word ptr [dap_count], 4
     mov word ptr [dap_buffer+2], 0x3000
     mov dword ptr [dap_lba], 0x1000000F
@@ -129,7 +129,7 @@ main:
     SHOW32 "s3", es:[1536]
     call crlf
 
-    PRINT "44 verify LBA 0FFFFFF0, 100 sectors: "
+    PRINT "44 verify LBA 0FFFFFF0, 100 sectors:"
     mov word ptr [dap_count], 100
     mov dword ptr [dap_lba], 0x0FFFFFF0
     mov ah, 0x44
@@ -140,7 +140,7 @@ main:
     SHOW16 "count", [dap_count]
     call crlf
 
-    PRINT "47 seek LBA 10000000: "
+    PRINT "47 seek LBA 10000000:"
     mov dword ptr [dap_lba], 0x10000000
     mov word ptr [dap_count], 1
     mov ah, 0x47
@@ -150,7 +150,7 @@ main:
     call show_cf_ah
     call crlf
 
-    PRINT "42 LBA 10000800 (past the end): "
+    PRINT "42 LBA 10000800 (past the end):"
     mov dword ptr [dap_lba], 0x10000800
     mov word ptr [dap_count], 1
     mov ah, 0x42

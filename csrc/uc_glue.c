@@ -265,18 +265,15 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
             p_cpu_loop_exit(g->cs);
         }
     }
-    uint32_t n = block_icount(g, address, size);
-    if (g->insns + n > g->deadline && g->insns < g->deadline) {
-        /* The block would cross the deadline: stop before it (it runs next slice). */
-        g->stop_reason = VMM_STOP_DEADLINE;
-        p_uc_emu_stop(g->uc);
-        return;
-    }
+    /* Stop at the first block boundary at or past the deadline. A block that crosses
+     * it still runs whole (it may be longer than the budget left: refusing it would
+     * never make progress), so a slice overshoots by less than one block. */
     if (g->insns >= g->deadline) {
         g->stop_reason = VMM_STOP_DEADLINE;
         p_uc_emu_stop(g->uc);
         return;
     }
+    uint32_t n = block_icount(g, address, size);
     g->insns += n;
 }
 

@@ -197,13 +197,11 @@ class _StdinFeeder:
 
 
 def make_machine(config: MachineConfig, serial_out=None):
+    from vmm.cpu.select import cpu_factory_for
     from vmm.machine import Machine
 
-    if config.accel in ("kvm", "auto"):
-        from vmm.cpu.select import cpu_factory_for
-
-        return Machine(config, serial_out=serial_out, cpu_factory=cpu_factory_for(config))
-    return Machine(config, serial_out=serial_out)
+    factory = cpu_factory_for(config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr))
+    return Machine(config, serial_out=serial_out, cpu_factory=factory)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -332,6 +332,21 @@ class Machine:
         self.cpu.set_irq_line(self.pic.output)
         self._arm_stage_watch()
 
+    def switch_cpu(self, accel: str) -> None:
+        """Continue on another CPU backend ('unicorn' or 'kvm') from exactly this state."""
+        from vmm.cpu.select import cpu_factory_for
+
+        factory = cpu_factory_for(accel) or self._default_cpu
+        state = self.cpu.get_state()
+        instructions, tsc = self.cpu.instructions, self.cpu.tsc_offset
+        self.cpu.close()
+        self.cpu = factory(self)
+        self.cpu.set_state(state)
+        self.cpu.instructions = instructions
+        self.cpu.tsc_offset = tsc
+        self.cpu.set_irq_line(self.pic.output)
+        self._arm_stage_watch()
+
     # ---- whole-machine state (DESIGN.md principle 4) ----
 
     def save_state(self, with_ram: bool = True) -> MachineState:

@@ -254,6 +254,10 @@ class KvmCpu:
 
     # ---- the interface ----
 
+    # The guest's TSC follows the host's on KVM; the offset is kept so that state moves
+    # between backends carry it.
+    tsc_offset = 0
+
     @property
     def instructions(self) -> int:
         v = self._vcpu_struct

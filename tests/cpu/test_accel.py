@@ -1,0 +1,75 @@
+"""Backend selection and moving a running machine between backends (issue: KVM backend).
+
+The KVM on vmm's development and CI machines is nested and software-assisted (about a
+million instructions per second), so these guests are the small BIOS demo boot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, require_file, require_kvm
+from vmm.config import DiskConfig, MachineConfig, SerialConfig
+from vmm.machine import Machine
+
+HELLO = ROOT / "firmware" / "build" / "hello.img"
+
+
+def demo_config() -> MachineConfig:
+    return MachineConfig(disks=[DiskConfig("ide0:0", require_file(HELLO))], serial=SerialConfig("none"))
+
+
+def boot(switches: list[tuple[int, str]] = ()) -> tuple[str, object]:
+    machine = Machine(demo_config())
+    try:
+        for at, accel in switches:
+            machine.run(max_instructions=at)
+            machine.switch_cpu(accel)
+        result = machine.run(max_instructions=100_000_000)
+        return machine.serial_transcript.decode(), result
+    finally:
+        machine.close()
+
+
+@pytest.mark.kvm
+def test_demo_boot_on_kvm_prints_the_same_as_on_unicorn():
+    require_kvm()
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", str(require_file(HELLO)), "--accel", "kvm"],
+                          capture_output=True, timeout=120)  # fmt: skip
+    uninterrupted, result = boot()
+    assert (result.reason, result.status) == ("exit-port", 1)
+    assert proc.stdout.decode() == uninterrupted
+    assert proc.returncode == 1
+
+
+@pytest.mark.kvm
+def test_mid_boot_switch_unicorn_kvm_unicorn_ends_like_an_uninterrupted_run():
+    require_kvm()
+    uninterrupted, _ = boot()
+    # Leave Unicorn in the middle of POST, come back from KVM inside the boot sector.
+    switched, result = boot([(9_000, "kvm"), (150_000, "unicorn")])
+    assert (result.reason, result.status) == ("exit-port", 1)
+    assert switched == uninterrupted
+    assert "Hello from the boot sector!" in switched
+
+
+def test_auto_says_which_backend_it_chose_and_why():
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", str(require_file(HELLO)), "--accel", "auto"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = [x for x in proc.stderr.splitlines() if "--accel auto chose" in x]
+    assert len(line) == 1, proc.stderr
+    assert "instructions/s" in line[0]
+    assert "Hello from the boot sector!" in proc.stdout
+
+
+def test_kvm_missing_gives_one_clear_line(monkeypatch, tmp_path):
+    from vmm.cpu import kvm_probe
+    from vmm.errors import BackendUnavailable
+
+    monkeypatch.setattr(kvm_probe, "KVM_DEVICE", str(tmp_path / "kvm"))
+    from vmm.cpu.select import cpu_factory_for
+
+    with pytest.raises(BackendUnavailable, match="does not exist: load the kvm module"):
+        cpu_factory_for("kvm")

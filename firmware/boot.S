@@ -3,9 +3,11 @@
  *
  * The boot order comes from CMOS, the way Bochs and QEMU store it:
  * 3Dh bits 3-0 = first device, bits 7-4 = second, 38h bits 7-4 = third,
- * each 1 = floppy, 2 = hard disk, 3 = CD-ROM, 0 = none.  This PC has only
- * hard disks, so floppy and CD-ROM entries are skipped, and if the order names
- * no hard disk at all the hard disks are tried anyway.
+ * each 1 = floppy, 2 = hard disk, 3 = CD-ROM, 0 = none; vmm adds 5 = the
+ * second hard disk (81h) alone, so that a VM's .nvram can boot its slave disk
+ * first.  This PC has only hard disks, so floppy and CD-ROM entries are
+ * skipped, and if the order names no hard disk at all the hard disks are tried
+ * anyway.
  *
  * A disk boots if its sector 0 reads without error and ends in the signature
  * 55h AAh (bytes 510-511).  The sector is loaded at 0000:7C00 and entered
@@ -42,9 +44,14 @@ int19_bootstrap:
 1:  mov al, dl
     and al, 0x0F
     cmp al, BOOTDEV_HDD
-    jne 2f
+    jne 4f
     mov bp, 1
     call boot_hard_disks            /* returns only if none of them booted */
+    jmp 2f
+4:  cmp al, BOOTDEV_HDD1
+    jne 2f
+    mov bp, 1
+    call boot_second_disk           /* returns if it did not boot */
 2:  shr dl, 4                       /* next entry */
     shl dh, 4
     or dl, dh
@@ -64,6 +71,23 @@ boot_hard_disks:
     call ebda_fs
     mov cl, fs:[EBDA_HD_COUNT]
     mov dl, 0x80
+    jmp try_disks
+
+/* boot_second_disk: try 81h alone (boot device 5); returns if it does not boot. */
+boot_second_disk:
+    pusha
+    call ebda_fs
+    cmp byte ptr fs:[EBDA_HD_COUNT], 2
+    jb no_second_disk
+    mov cl, 1
+    mov dl, 0x81
+    jmp try_disks
+no_second_disk:
+    popa
+    ret
+
+/* try_disks: DL = first drive, CL = how many; called with the caller's registers pushed. */
+try_disks:
 1:  test cl, cl
     jz 9f
     push cx

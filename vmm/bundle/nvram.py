@@ -22,8 +22,9 @@ Bochs/QEMU BIOS convention has them, and :meth:`Nvram.apply_to_cmos` /
 :meth:`Nvram.update_from_cmos` keep the entries and the CMOS copy consistent:
 
 - 0x3D: bits 3-0 first boot device, bits 7-4 second; 0x38 bits 7-4 third
-  (0 none, 1 floppy, 2 hdd, 3 cdrom, 4 net).
-- 0x5F (vmm's): bit 0 quiet POST, bit 1 no serial console mirror.
+  (0 none, 1 floppy, 2 hdd, 3 cdrom, 4 net; vmm's 5 = hdd1, the second hard disk alone).
+- 0x60 (vmm's; QEMU keeps its CPU count in 0x5F): bit 0 quiet POST, bit 1 no serial
+  console mirror.
 
 When the entries and the CMOS copy disagree in a file (written by hand or by an older
 vmm), the BOOT and OPTS entries win. The RTC time (0x00-0x09) and the memory size bytes
@@ -52,14 +53,14 @@ ENTRY_BOOT = (b"BOOT", b"ORDR")
 ENTRY_OPTIONS = (b"OPTS", b"BIOS")
 ENTRY_CHECKSUM = (b"CKSM", b"CRC3")
 
-# CMOS offsets (Bochs/QEMU BIOS convention for the boot order; 0x5F is vmm's).
+# CMOS offsets (Bochs/QEMU BIOS convention for the boot order; 0x60 is vmm's).
 CMOS_BOOT_1_2 = 0x3D
 CMOS_BOOT_3 = 0x38
-CMOS_OPTIONS = 0x5F
+CMOS_OPTIONS = 0x60
 OPTION_QUIET = 0x01
 OPTION_NO_SERIAL_CONSOLE = 0x02
 
-BOOT_DEVICES = {"floppy": 1, "hdd": 2, "cdrom": 3, "net": 4}
+BOOT_DEVICES = {"floppy": 1, "hdd": 2, "cdrom": 3, "net": 4, "hdd1": 5}
 BOOT_CODES = {code: name for name, code in BOOT_DEVICES.items()}
 MAX_BOOT_DEVICES = 3
 

@@ -92,7 +92,7 @@ def test_nvram_commands(tmp_path: Path) -> None:
     out = commands.nvram_show(vmx)
     assert "boot.order = cdrom,hdd" in out and "bios.quiet = TRUE" in out
     config, _ = load_bundle(vmx)
-    assert config.boot_order == ["cdrom", "hdd"] and config.nvram is not None and config.nvram[0x5F] & 1
+    assert config.boot_order == ["cdrom", "hdd"] and config.nvram is not None and config.nvram[0x60] & 1
     with pytest.raises(ConfigError, match="unknown boot device 'tape'"):
         commands.nvram_set(vmx, "boot.order", "tape")
 

@@ -105,7 +105,7 @@ def test_nvram_and_boot_order_reach_the_config(tmp_path: Path) -> None:
     nvram.save(vmx.parent / "vm.nvram")
     config, _ = load_bundle(vmx.parent)
     assert config.boot_order == ["cdrom"]
-    assert config.nvram is not None and config.nvram[0x3D] == 0x03 and config.nvram[0x5F] & 1
+    assert config.nvram is not None and config.nvram[0x3D] == 0x03 and config.nvram[0x60] & 1
     vmx.write_text(vmx.read_text() + 'bios.bootOrder = "hdd"\n')
     config, _ = load_bundle(vmx)
     assert config.boot_order == ["hdd"] and config.nvram is not None and config.nvram[0x3D] == 0x02

@@ -37,17 +37,17 @@ def test_apply_to_cmos_uses_the_bochs_boot_bytes_and_option_byte() -> None:
     nvram = Nvram(boot_order=["cdrom", "hdd", "net"], options={"quiet": True, "serialConsole": False})
     cmos = bytearray(128)
     cmos[0x38] = 0x01  # low nibble is not the boot order's: left alone
-    cmos[0x5F] = 0x80  # other option bits: left alone
+    cmos[0x60] = 0x80  # other option bits: left alone
     nvram.apply_to_cmos(cmos)
     assert cmos[0x3D] == 0x23  # first cdrom (3), second hdd (2)
     assert cmos[0x38] == 0x41  # third net (4) in the high nibble
-    assert cmos[0x5F] == 0x83  # quiet, no serial console mirror
+    assert cmos[0x60] == 0x83  # quiet, no serial console mirror
 
 
 def test_update_from_cmos_reads_back_what_the_guest_left() -> None:
     nvram = Nvram()
     cmos = bytearray(nvram.cmos)
-    cmos[0x3D], cmos[0x38], cmos[0x5F] = 0x02, 0x00, 0x01
+    cmos[0x3D], cmos[0x38], cmos[0x60] = 0x02, 0x00, 0x01
     cmos[0x50] = 0x77
     nvram.update_from_cmos(bytes(cmos))
     assert nvram.boot_order == ["hdd"]

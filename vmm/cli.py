@@ -50,14 +50,20 @@ def _parse_int(text: str, what: str) -> int:
         raise ConfigError(f"{what}: {text!r} is not a number") from None
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[MachineConfig, list[str]]:
+def is_bundle(target: str | None) -> bool:
+    return bool(target) and (target.endswith(".vmx") or Path(target).is_dir())
+
+
+def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConfig, list[str]]:
     """The MachineConfig a `vmm run`/`step`/`trace` command line describes."""
     ignored: list[str] = []
     target = getattr(args, "image", None)
-    if target and (target.endswith(".vmx") or Path(target, ).is_dir()):
-        from vmm.bundle.config import load_bundle
+    if bundle is not None or is_bundle(target):
+        if bundle is None:
+            from vmm.bundle.config import read_bundle
 
-        config, ignored = load_bundle(Path(target))
+            bundle = read_bundle(Path(target))
+        config, ignored = bundle.machine, bundle.ignored_keys
     else:
         config = MachineConfig()
         if target:
@@ -205,7 +211,19 @@ def make_machine(config: MachineConfig, serial_out=None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config, ignored = config_from_args(args)
+    if is_bundle(args.image):
+        from vmm.bundle.config import read_bundle
+        from vmm.bundle.lock import VmLock
+
+        bundle = read_bundle(Path(args.image))
+        # One monitor per VM; the guest's CMOS goes back into the .nvram at power-off.
+        with VmLock(bundle.vmx_path):
+            return _run(args, bundle)
+    return _run(args, None)
+
+
+def _run(args: argparse.Namespace, bundle) -> int:
+    config, ignored = config_from_args(args, bundle)
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
     max_insns = _parse_int(args.max_insns, "--max-insns") if args.max_insns else None
@@ -232,6 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             break
         if args.screenshot:
             machine.vga.screenshot_png(Path(args.screenshot))
+        if bundle is not None:
+            bundle.store_cmos(machine.cmos.nvram_bytes())
     finally:
         if feeder:
             feeder.close()
@@ -287,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vmm ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmm.bundle.fileio import atomic_write
+from vmm.devices.cmos import BOOT_DEVICE_CODES
 from vmm.errors import ConfigError, ImageError
 
 MAGIC = b"MRVN"
@@ -60,7 +61,7 @@ CMOS_OPTIONS = 0x60
 OPTION_QUIET = 0x01
 OPTION_NO_SERIAL_CONSOLE = 0x02
 
-BOOT_DEVICES = {"floppy": 1, "hdd": 2, "cdrom": 3, "net": 4, "hdd1": 5}
+BOOT_DEVICES = BOOT_DEVICE_CODES
 BOOT_CODES = {code: name for name, code in BOOT_DEVICES.items()}
 MAX_BOOT_DEVICES = 3
 

@@ -51,7 +51,8 @@ REG_B_SET, REG_B_PIE, REG_B_AIE, REG_B_UIE, REG_B_DM, REG_B_24H = 0x80, 0x40, 0x
 REG_C_IRQF, REG_C_PF, REG_C_AF, REG_C_UF = 0x80, 0x40, 0x20, 0x10
 REG_D_VRT = 0x80
 
-BOOT_DEVICE_CODES = {"floppy": 1, "hdd": 2, "cdrom": 3, "network": 4}
+# Boot device codes in 0x3D/0x38 (Bochs/QEMU convention); 5 is vmm's: the second hard disk.
+BOOT_DEVICE_CODES = {"floppy": 1, "hdd": 2, "cdrom": 3, "net": 4, "hdd1": 5}
 CLOCK_BYTES = frozenset(range(0x00, 0x0E)) | {CENTURY}
 # Bytes that describe this machine's hardware: recomputed at power-on, never taken
 # from a saved .nvram image (the RAM size may have changed since it was written).

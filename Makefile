@@ -6,7 +6,8 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux
-DEFAULT_GUEST ?= guests/build/toyos.img
+DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
+TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=
 
 .PHONY: all setup system-deps venv firmware guests run test bench lint clean
@@ -40,10 +41,17 @@ firmware: setup
 	$(MAKE) -C firmware
 
 guests: setup firmware
-	@if [ -f guests/Makefile ]; then $(MAKE) -C guests; fi
+	$(MAKE) -C guests
+	$(MAKE) $(TOYOS_BUNDLE)
+
+# A ready VM bundle of the toy OS (vmx, nvram, vmdk) that knows where its kernel starts.
+$(TOYOS_BUNDLE): guests/build/toyos.img guests/build/kernel.elf
+	rm -rf guests/build/toyos
+	$(BIN)/vmm create guests/build/toyos --from-image guests/build/toyos.img
+	$(BIN)/vmm set $@ vmm.stage.kernel $$(readelf -h guests/build/kernel.elf | awk '/Entry/ {print $$4}')
 
 run: all
-	$(BIN)/vmm run $(DEFAULT_GUEST)
+	$(BIN)/vmm run $(DEFAULT_GUEST) --stages
 
 test: all
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -57,4 +65,4 @@ lint: setup
 clean:
 	rm -rf build vmm/*.so vmm/_uc_glue.c vmm/_kvm_ffi.c
 	$(MAKE) -C firmware clean
-	@if [ -f guests/Makefile ]; then $(MAKE) -C guests clean; fi
+	$(MAKE) -C guests clean

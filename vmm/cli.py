@@ -87,10 +87,26 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.append = args.append
     if getattr(args, "initrd", None):
         config.initrd = Path(args.initrd)
+    if getattr(args, "stage_kernel", None):
+        config.stage_entries["kernel"] = kernel_entry(args.stage_kernel)
     for path in [config.bios, config.kernel, config.initrd]:
         if path is not None and not path.exists():
             raise ConfigError(f"{path}: no such file")
     return config.validate(), ignored
+
+
+def kernel_entry(text: str) -> int:
+    """An address, or the entry point of an ELF file."""
+    if Path(text).is_file():
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        try:
+            with open(text, "rb") as f:
+                return ELFFile(f)["e_entry"]
+        except ELFError as exc:
+            raise ConfigError(f"--stage-kernel: {text}: not an ELF file ({exc})") from None
+    return _parse_int(text, "--stage-kernel")
 
 
 def _add_machine_flags(p: argparse.ArgumentParser) -> None:
@@ -117,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-insns", metavar="N", help=f"stop after N instructions (exit status {EXIT_LIMIT})")
     run.add_argument("--timeout", metavar="S", type=float, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
+    run.add_argument("--stage-kernel", metavar="ADDR|ELF",
+                     help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
     run.add_argument("--realtime", action="store_true", help="timers follow wall time (not reproducible)")
     run.add_argument("--on-triple-fault", choices=["stop", "reset"], default="stop",
                      help="stop with the chain of faults (default) or reset the machine")  # fmt: skip

@@ -209,7 +209,11 @@ class _StdinFeeder:
         if self.saved is not None and b"\x1d" in data:  # Ctrl-] leaves, as telnet
             self.machine.request_stop("stopped")
             return
-        self.machine.send(data.replace(b"\n", b"\r") if self.saved is None else data)
+        if self.saved is None:
+            # Piped text: a line ends in CR on a serial terminal (what Enter sends), so
+            # LF and CR LF both become one CR.
+            data = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+        self.machine.send(data)
 
     def close(self) -> None:
         if self.fd is not None:

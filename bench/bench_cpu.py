@@ -99,21 +99,27 @@ def main() -> None:
     body = LOOP.format(n=n)
     rom = assemble_rom(body)
     path = _write_rom(body, "/tmp/vmm-bench-loop.bin")
-    raw = raw_unicorn_seconds(rom, 5 * n)
-    ours, insns, machine = vmm_run(path)
-    machine.close()
+    # Best of three, interleaved, so that load from other processes hits both alike.
+    raws, ours_all = [], []
+    for _ in range(3):
+        raws.append(raw_unicorn_seconds(rom, 5 * n))
+        seconds, insns, machine = vmm_run(path)
+        machine.close()
+        ours_all.append(seconds)
+    raw, ours = min(raws), min(ours_all)
     print(f"cpu-bound loop: {insns:,} instructions")
     print(f"   raw unicorn {insns / raw / 1e6:8.0f} MIPS   vmm {insns / ours / 1e6:8.0f} MIPS   "
           f"ratio vmm/raw {raw / ours:.2f}")  # fmt: skip
 
     m = 20_000_000
-    quiet, quiet_insns, mq = vmm_run(_write_rom(TIMER.format(divisor=119, sti="", n=m), "/tmp/vmm-bench-t0.bin"))
+    # Divisor 12: IRQ0 at about 99 kHz of virtual time, one every ~1000 instructions.
+    quiet, quiet_insns, mq = vmm_run(_write_rom(TIMER.format(divisor=12, sti="", n=m), "/tmp/vmm-bench-t0.bin"))
     mq.close()
-    busy, busy_insns, mb = vmm_run(_write_rom(TIMER.format(divisor=119, sti="sti", n=m), "/tmp/vmm-bench-t1.bin"))
+    busy, busy_insns, mb = vmm_run(_write_rom(TIMER.format(divisor=12, sti="sti", n=m), "/tmp/vmm-bench-t1.bin"))
     ticks = mb.memory.read_u32(0x500)
     mb.close()
     cost = (busy - quiet) / ticks if ticks else float("nan")
-    print(f"timer interrupts: {ticks:,} IRQ0 round trips at 10 kHz virtual in {busy_insns:,} instructions")
+    print(f"timer interrupts: {ticks:,} IRQ0 round trips at ~99 kHz virtual in {busy_insns:,} instructions")
     print(f"   {cost * 1e6:.2f} us of host time per interrupt round trip "
           f"(run with interrupts {busy:.3f} s, without {quiet:.3f} s)")  # fmt: skip
 

@@ -122,13 +122,19 @@ static long off_error_code = -1;
 
 static inline uint64_t *env_u64(struct vmm_glue *g, long off) { return (uint64_t *)(g->env + off); }
 
+static struct icount_slot last_block; /* loops re-enter the same block: skip the hash */
+
 static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
 {
+    if (last_block.pc == pc && last_block.size == size && last_block.icount)
+        return last_block.icount;
     struct icount_slot *table = g->table;
     uint64_t h = (pc ^ (pc >> 17) ^ ((uint64_t)size << 7)) * 0x9E3779B97F4A7C15ull;
     struct icount_slot *slot = &table[h >> (64 - 16)];
-    if (slot->pc == pc && slot->size == size && slot->icount)
+    if (slot->pc == pc && slot->size == size && slot->icount) {
+        last_block = *slot;
         return slot->icount;
+    }
     uc_tb tb;
     uint32_t icount = 0;
     memset(&tb, 0, sizeof tb);
@@ -140,6 +146,7 @@ static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
     slot->pc = pc;
     slot->size = size;
     slot->icount = icount;
+    last_block = *slot;
     return icount;
 }
 
@@ -253,7 +260,9 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
         p_uc_emu_stop(g->uc);
         return;
     }
-    if (g->irq_line && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD)) {
+    /* IF is tested inline first: with the line high and interrupts off (a PIC nobody
+     * programmed yet, a long cli section) this runs on every block. */
+    if (g->irq_line && (*eflags_of(g) & RFLAGS_IF) && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD)) {
         /* The INTA cycle: the PIC answers with the vector (and may answer spurious). */
         int vector = vmm_py_inta(g->py_handle);
         if (vector >= 0) {
@@ -723,6 +732,7 @@ int vmm_get_a20(struct vmm_glue *g)
 
 void vmm_flush_icount(struct vmm_glue *g)
 {
+    memset(&last_block, 0, sizeof last_block);
     memset(g->table, 0, ICOUNT_SLOTS * sizeof(struct icount_slot));
 }
 

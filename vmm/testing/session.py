@@ -1,0 +1,255 @@
+"""GuestSession: one booted machine, driven the way a test describes a boot.
+
+Both the expectation-file runner and the pytest ``vm`` fixture drive a guest through
+this class: wait for a serial regex, a stage or the guest's exit within a budget of
+instructions or virtual time, type input, look at the screen and memory.
+
+Waiting for serial output stops the CPU at the byte that completes the match (the UART
+callback asks the machine to stop), so input sent next lands at the same instruction on
+every run: a session's outcome is a function of the image and the calls made on it.
+That is what makes the failure replay in :mod:`vmm.testing.replay` possible: every call
+is logged, and a fresh session repeating the log reaches the same instruction.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vmm.config import MachineConfig
+from vmm.errors import VmmError
+from vmm.machine import Machine, MachineExit
+from vmm.testing.spec import Budget
+
+SCREEN_POLL = 1_000_000  # instructions between looks at the VGA screen (it raises no event)
+ENDED = ("exit-port", "halted", "triple-fault", "error")
+
+
+class ExpectationFailed(VmmError, AssertionError):
+    """A step's expectation was not met: one line saying what was wanted and what happened."""
+
+
+@dataclass
+class Outcome:
+    """How one wait ended: ``met``, ``budget`` (ran out), ``ended`` (the guest stopped) or ``wall``."""
+
+    how: str
+    instructions: int  # used by this wait
+
+
+class GuestSession:
+    def __init__(self, config: MachineConfig, wall_timeout: float | None = None,
+                 cpu_factory: Callable | None = None) -> None:  # fmt: skip
+        self.config = config
+        self.machine = Machine(config, serial_out=self._on_serial, cpu_factory=cpu_factory)
+        self.machine.on_stage = self._on_stage
+        self.mark = 0  # serial searches start here: just past the previous match
+        self.byte_insns: list[int] = []  # instruction count when each serial byte was written
+        self.ended: MachineExit | None = None
+        self.log: list[tuple[str, tuple]] = []  # every call, for a replay
+        self.wall_deadline = None if wall_timeout is None else time.monotonic() + wall_timeout
+        self._watch: re.Pattern[bytes] | None = None
+        self._stage_wanted: str | None = None
+        self._budget_hit = False
+        self.tail: TailRecorder | None = None  # set by a replay
+
+    # ---- what a test looks at ----
+
+    @property
+    def serial(self) -> bytes:
+        return bytes(self.machine.serial_transcript)
+
+    @property
+    def stage(self) -> str | None:
+        return self.machine.stages.current
+
+    @property
+    def stages(self) -> list[str]:
+        return [t.stage for t in self.machine.stages.timeline]
+
+    @property
+    def instructions(self) -> int:
+        return self.machine.cpu.instructions
+
+    @property
+    def time_ns(self) -> int:
+        return self.machine.clock.now_ns()
+
+    @property
+    def exit_status(self) -> int | None:
+        """The guest's exit-port status, or None while it runs (or if it ended otherwise)."""
+        return self.ended.status if self.ended and self.ended.reason == "exit-port" else None
+
+    def screen(self) -> str:
+        return self.machine.screen_text()
+
+    # ---- driving the guest ----
+
+    def send(self, data: str | bytes) -> None:
+        self.log.append(("send", (data,)))
+        self.machine.send(data)
+
+    def expect(self, pattern: str | bytes, within: Budget) -> re.Match[bytes]:
+        """Run until ``pattern`` (a regex) appears in the serial output after the last match."""
+        self.log.append(("expect", (pattern, within)))
+        regex = re.compile(pattern.encode("latin-1") if isinstance(pattern, str) else pattern)
+        self._watch = regex
+        try:
+            outcome = self._run(within, lambda: regex.search(self.machine.serial_transcript, self.mark) is not None)
+        finally:
+            self._watch = None
+        match = regex.search(self.machine.serial_transcript, self.mark)
+        if match is None:
+            raise ExpectationFailed(f"no serial output matching {regex.pattern!r} {self._why(outcome, within)}")
+        self.mark = match.end()
+        return match
+
+    def wait_stage(self, stage: str, within: Budget) -> None:
+        self.log.append(("wait_stage", (stage, within)))
+        self._stage_wanted = stage
+        try:
+            outcome = self._run(within, lambda: stage in self.stages)
+        finally:
+            self._stage_wanted = None
+        if stage not in self.stages:
+            raise ExpectationFailed(f"stage {stage!r} not reached {self._why(outcome, within)}")
+
+    def wait_exit(self, within: Budget) -> MachineExit:
+        """Run until the guest ends (exit port, halt for good, triple fault)."""
+        self.log.append(("wait_exit", (within,)))
+        outcome = self._run(within, lambda: self.ended is not None)
+        if self.ended is None:
+            raise ExpectationFailed(f"the guest did not end {self._why(outcome, within)}")
+        return self.ended
+
+    def wait_screen(self, text: str, within: Budget) -> None:
+        self.log.append(("wait_screen", (text, within)))
+        outcome = self._run(within, lambda: text in self.screen(), slice_cap=SCREEN_POLL)
+        if text not in self.screen():
+            raise ExpectationFailed(f"the screen does not show {text!r} {self._why(outcome, within)}")
+
+    def run_for(self, within: Budget) -> Outcome:
+        self.log.append(("run_for", (within,)))
+        return self._run(within, lambda: False)
+
+    # ---- the loop ----
+
+    def _run(self, budget: Budget, done: Callable[[], bool], slice_cap: int | None = None) -> Outcome:
+        machine = self.machine
+        start = machine.cpu.instructions
+        if done():
+            return Outcome("met", 0)
+        if self.ended is not None:
+            return Outcome("ended", 0)
+        limit = None if budget.instructions is None else start + budget.instructions
+        timer = None
+        self._budget_hit = False
+        if budget.time_ns is not None:
+            timer = machine.clock.timer(self._on_budget_timer, "test budget")
+            timer.arm_after(budget.time_ns)
+        try:
+            while True:
+                step = None if limit is None else limit - machine.cpu.instructions
+                if step is not None and step <= 0:
+                    return Outcome("budget", machine.cpu.instructions - start)
+                if slice_cap is not None:
+                    step = slice_cap if step is None else min(step, slice_cap)
+                if self.tail is not None:
+                    step = self.tail.bound(machine, step)
+                wall = None if self.wall_deadline is None else max(0.001, self.wall_deadline - time.monotonic())
+                result = machine.run(max_instructions=step, timeout=wall)
+                used = machine.cpu.instructions - start
+                if result.reason in ENDED:
+                    self.ended = result
+                    return Outcome("met" if done() else "ended", used)
+                if result.reason == "timeout":
+                    return Outcome("wall", used)
+                if done():
+                    return Outcome("met", used)
+                if self._budget_hit:
+                    return Outcome("budget", used)
+                if self.tail is not None and self.tail.finished(machine):
+                    return Outcome("budget", used)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _why(self, outcome: Outcome, budget: Budget) -> str:
+        used = f"{outcome.instructions:,} instructions"
+        if outcome.how == "ended" and self.ended is not None:
+            return f"before the guest ended ({describe_exit(self.ended)}, after {used})"
+        if outcome.how == "wall":
+            return f"before the wall-clock timeout (after {used})"
+        return f"within {budget.describe()} (ran {used})"
+
+    # ---- callbacks from the machine ----
+
+    def _on_serial(self, data: bytes) -> None:
+        self.byte_insns.extend([self.machine.cpu.instructions] * len(data))
+        if self._watch is not None and self._watch.search(self.machine.serial_transcript, self.mark):
+            self.machine.request_stop("stopped")
+
+    def _on_stage(self, transition) -> None:
+        if self._stage_wanted == transition.stage:
+            self.machine.request_stop("stopped")
+
+    def _on_budget_timer(self) -> None:
+        self._budget_hit = True
+        self.machine.request_stop("stopped")
+
+    def close(self) -> None:
+        self.machine.close()
+
+
+def describe_exit(result: MachineExit) -> str:
+    if result.reason == "exit-port":
+        return f"exit status {result.status}"
+    return f"{result.reason}: {result.detail}" if result.detail else result.reason
+
+
+class TailRecorder:
+    """Records the PCs of the last instructions before ``final`` during a replay.
+
+    Runs plainly up to ``final - margin`` instructions, then attaches a per-instruction
+    hook (DESIGN.md principle 6: hooks only while tracing) for the rest."""
+
+    def __init__(self, final: int, keep: int, margin: int = 4096) -> None:
+        from collections import deque
+
+        self.final = final
+        self.start = max(0, final - max(margin, keep * 4))
+        self.pcs: deque[int] = deque(maxlen=keep)
+        self._hook = None
+        self._uc = None
+
+    def bound(self, machine: Machine, step: int | None) -> int | None:
+        now = machine.cpu.instructions
+        if self._hook is None and now >= self.start:
+            self._attach(machine)
+        target = self.final if self._hook is not None else self.start
+        left = max(1, target - now)
+        return left if step is None else min(step, left)
+
+    def finished(self, machine: Machine) -> bool:
+        return machine.cpu.instructions >= self.final
+
+    def _attach(self, machine: Machine) -> None:
+        # Unicorn only: its code hook sees every instruction once the translation cache is
+        # flushed. Other backends leave the ring empty and the report says so.
+        uc = getattr(machine.cpu, "_uc", None)
+        if uc is None:
+            self._hook = False
+            return
+        import unicorn
+
+        uc.ctl_flush_tb()
+        self._uc = uc
+        self._hook = uc.hook_add(unicorn.UC_HOOK_CODE, lambda _uc, addr, _size, _data: self.pcs.append(addr))
+
+    def detach(self) -> None:
+        if self._uc is not None and self._hook:
+            self._uc.hook_del(self._hook)
+            self._uc.ctl_flush_tb()
+        self._uc = None

@@ -28,6 +28,9 @@ PROMPT = "toyos$ "
 TIMEOUT = 60.0          # generous: QEMU's TCG on a loaded CI machine
 # The clock service is the one timing-dependent writer; its lines may land anywhere.
 CLOCK_LINE = re.compile(r"clock: uptime \d+ s\n")
+# init reports services it starts as they start: under QEMU's real-time scheduling those
+# lines can land before or after the shell's prompt, so commands do not count on them.
+INIT_LINE = re.compile(r"^init: started \w+ \(pid \d+\)\n", re.M)
 
 QEMU_PC = ["-M", "pc", "-m", "64", "-display", "none", "-serial", "stdio", "-no-reboot",
            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
@@ -78,7 +81,7 @@ class SerialConsole:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
-        out = CLOCK_LINE.sub("", self.expect(PROMPT))
+        out = INIT_LINE.sub("", CLOCK_LINE.sub("", self.expect(PROMPT)))
         echoed = line + "\n"
         assert out.startswith(echoed), f"the console did not echo {line!r}: {out!r}"
         return out[len(echoed):-len(PROMPT)]

@@ -73,3 +73,30 @@ def test_kvm_missing_gives_one_clear_line(monkeypatch, tmp_path):
 
     with pytest.raises(BackendUnavailable, match="does not exist: load the kvm module"):
         cpu_factory_for("kvm")
+
+
+@pytest.mark.kvm
+def test_toy_os_on_kvm_prints_the_same_as_on_unicorn_up_to_user_mode():
+    """BIOS, boot sector, protected and long mode and the kernel's start-up, identical on
+    both backends. The comparison stops where the kernel starts init: the nested,
+    software-assisted KVM of vmm's development and CI machines enters SYSCALL's LSTAR
+    without leaving CPL 3 (a host defect, shown by tests/cpu/test_kvm_backend.py's
+    author with a small guest), so init cannot run there."""
+    require_kvm()
+    from vmm.cpu.select import cpu_factory_for
+
+    image = require_file(ROOT / "guests" / "build" / "toyos.img")
+    marker = b"kernel: starting /bin/init"
+    transcripts = []
+    for factory in (cpu_factory_for("kvm"), None):
+        config = MachineConfig(disks=[DiskConfig("ide0:0", image)], serial=SerialConfig("none"))
+        machine = Machine(config, cpu_factory=factory)
+        try:
+            while marker not in machine.serial_transcript and machine.cpu.instructions < 500_000_000:
+                machine.run(max_instructions=200_000)
+            transcripts.append(bytes(machine.serial_transcript))
+        finally:
+            machine.close()
+    kvm, unicorn = transcripts
+    assert marker in unicorn
+    assert kvm == unicorn

@@ -102,7 +102,8 @@ class GuestSession:
             self._watch = None
         match = regex.search(self.machine.serial_transcript, self.mark)
         if match is None:
-            raise ExpectationFailed(f"no serial output matching {regex.pattern!r} {self._why(outcome, within)}")
+            shown = regex.pattern.decode("latin-1")
+            raise ExpectationFailed(f"no serial output matching {shown!r} {self._why(outcome, within)}")
         self.mark = match.end()
         return match
 
@@ -143,6 +144,8 @@ class GuestSession:
             return Outcome("met", 0)
         if self.ended is not None:
             return Outcome("ended", 0)
+        if self.tail is not None and self.tail.finished(machine):
+            return Outcome("budget", 0)
         limit = None if budget.instructions is None else start + budget.instructions
         timer = None
         self._budget_hit = False

@@ -245,7 +245,7 @@ def _parse_step(raw: object, index: int, path: Path) -> Step:
     if kind == "exit" and not (
         (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255) or value in EXIT_WORDS
     ):
-        raise ConfigError(f"{where}: exit must be a status 0-255, \"halted\" or \"triple-fault\", not {value!r}")
+        raise ConfigError(f'{where}: exit must be a status 0-255, "halted" or "triple-fault", not {value!r}')
     if kind == "serial_equals":
         if not isinstance(value, str):
             raise ConfigError(f"{where}: serial_equals must be a file path")

@@ -112,7 +112,7 @@ def read_machine_state(path: Path | str) -> tuple[MachineConfig, MachineState, b
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ImageError(f"{path}: not a vmm state file: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ImageError(f"{path}: not a vmm state file (no \"format\": \"{FORMAT}\")")
+        raise ImageError(f'{path}: not a vmm state file (no "format": "{FORMAT}")')
     if document.get("version") != VERSION:
         raise ImageError(f"{path}: state format version {document.get('version')!r}, this vmm reads {VERSION}")
     memory = document["memory"]

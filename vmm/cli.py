@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="boot a machine; guest serial on stdout, exit status from the guest")
     _add_machine_flags(run)
-    run.add_argument("--serial", metavar="WHERE", help="stdio (default), none, file:PATH, socket:HOST:PORT")
+    run.add_argument("--serial", metavar="WHERE",
+                     help="stdio (default), none, file:PATH, or socket:[HOST:]PORT (a TCP server)")  # fmt: skip
     run.add_argument("--max-insns", metavar="N", help=f"stop after N instructions (exit status {EXIT_LIMIT})")
     run.add_argument("--timeout", metavar="S", type=float, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
@@ -158,22 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_serial(config: MachineConfig):
-    """The host end of COM1: returns (write function, cleanup)."""
-    kind = config.serial.kind
+def open_serial(config: MachineConfig):
+    """The host end of COM1 (see vmm.serialport)."""
+    from vmm import serialport
+
+    kind, path = config.serial.kind, config.serial.path
     if kind == "stdio":
-        out = sys.stdout.buffer
-
-        def write(data: bytes) -> None:
-            out.write(data)
-            out.flush()
-
-        return write, lambda: None
+        return serialport.StdoutSerial(sys.stdout.buffer)
     if kind == "none":
-        return None, lambda: None
+        return serialport.SerialEndpoint()
     if kind == "file":
-        handle = open(config.serial.path, "wb", buffering=0)  # noqa: SIM115 - closed by cleanup
-        return handle.write, handle.close
+        return serialport.FileSerial(path)
+    if kind == "socket":
+        return serialport.SocketSerial(path)
     raise ConfigError(f"serial kind {kind!r} is not supported by `vmm run` yet")
 
 
@@ -249,12 +247,18 @@ def _run(args: argparse.Namespace, bundle) -> int:
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
     max_insns = _parse_int(args.max_insns, "--max-insns") if args.max_insns else None
-    write, cleanup = _open_serial(config)
-    machine = make_machine(config, serial_out=write)
+    serial = open_serial(config)
+    if config.serial.kind == "socket":
+        host, port = serial.address[:2]
+        print(f"vmm: COM1 on tcp {host}:{port}", file=sys.stderr, flush=True)
+    machine = make_machine(config, serial_out=serial.write)
+    serial.attach(machine)
     if args.stages:
         machine.on_stage = lambda t: print(f"vmm: {t.describe()}", file=sys.stderr, flush=True)
         print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
     feeder = _StdinFeeder(machine) if config.serial.kind == "stdio" else None
+    poll = feeder.poll if feeder else serial.poll
+    pace = serial.interactive or bool(feeder and feeder.saved is not None)
     gdb = None
     try:
         if args.gdb:
@@ -263,8 +267,8 @@ def _run(args: argparse.Namespace, bundle) -> int:
             gdb = serve_gdb(machine, args.gdb, wait=args.wait)
         while True:
             result = machine.run(max_instructions=max_insns, timeout=args.timeout,
-                                 pace=bool(feeder and feeder.saved is not None),
-                                 poll=feeder.poll if feeder else None)  # fmt: skip
+                                 pace=pace,
+                                 poll=poll)  # fmt: skip
             if result.reason == "triple-fault" and args.on_triple_fault == "reset":
                 print("vmm: triple fault: resetting", file=sys.stderr)
                 machine.reset()
@@ -277,7 +281,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
     finally:
         if feeder:
             feeder.close()
-        cleanup()
+        serial.close()
         if gdb:
             gdb.close()
     return report(machine, result, args.stages)

@@ -1,0 +1,123 @@
+"""COM1's host end: stdout, a file, nothing, or a TCP socket (`vmm run --serial ...`).
+
+Every endpoint has ``write(data)`` (what the guest sent), ``poll()`` (called by the run
+loop between slices to pass host input to the guest), ``interactive`` (a person may be
+typing: the run loop then paces virtual time to wall time while the guest idles) and
+``close()``.
+
+With ``socket:[HOST:]PORT`` vmm listens on HOST:PORT (default host 127.0.0.1) and serves one client at a time, as
+QEMU's `-serial tcp::PORT,server,nowait` does: what the guest writes goes to the client
+(and is dropped while none is connected), what the client sends is typed on COM1. The
+run loop polls the socket between slices; nothing blocks the guest.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from vmm.errors import ConfigError
+
+
+def parse_endpoint(text: str, what: str = "--serial socket") -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not [HOST:]PORT") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{what}: port {number} is out of range")
+    return host or "127.0.0.1", number
+
+
+class SerialEndpoint:
+    interactive = False
+
+    def attach(self, machine) -> None:
+        self.machine = machine
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def poll(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StdoutSerial(SerialEndpoint):
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+
+class FileSerial(SerialEndpoint):
+    def __init__(self, path: str) -> None:
+        try:
+            self.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise ConfigError(f"--serial file:{path}: {exc.strerror}") from None
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class SocketSerial(SerialEndpoint):
+    interactive = True
+
+    def __init__(self, endpoint: str) -> None:
+        host, port = parse_endpoint(endpoint)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.listener.bind((host, port))
+        except OSError as exc:
+            self.listener.close()
+            raise ConfigError(f"--serial socket:{endpoint}: cannot listen: {exc.strerror}") from None
+        self.listener.listen(1)
+        self.listener.setblocking(False)
+        self.address = self.listener.getsockname()
+        self.client: socket.socket | None = None
+        self.machine = None
+
+    def write(self, data: bytes) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.sendall(data)
+        except OSError:
+            self._drop_client()
+
+    def poll(self) -> None:
+        if self.client is None:
+            try:
+                self.client, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            self.client.setblocking(False)
+        try:
+            data = self.client.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client()
+            return
+        if self.machine is not None:
+            self.machine.send(data)
+
+    def _drop_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def close(self) -> None:
+        self._drop_client()
+        self.listener.close()

@@ -1,1 +1,157 @@
-"""pytest plugin entry point (registered as ``pytest11: vmm``)."""
+"""pytest plugin (registered as ``pytest11: vmm``): guest images as tests.
+
+* Files named ``test_*.vmm.toml`` are collected as tests (see vmm.testing.spec for the
+  format); a failure shows the whole failure report, and its folder.
+* The ``vm_factory`` fixture boots machines: ``vm = vm_factory(image=..., bios=...)``
+  (paths relative to the test file's folder); the ``vm`` fixture boots the one named
+  by ``@pytest.mark.vm(image=...)``. Both close their machines after the test; a failed
+  test gets a failure report for each of its machines.
+* A missing image or ROM skips the test (run ``make``), or fails it when VMM_STRICT=1.
+
+Options: ``--vmm-out DIR`` (failure reports; default a pytest temporary folder),
+``--vmm-record`` (store golden runs), ``--vmm-check-determinism``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SUFFIX = ".vmm.toml"
+STRICT = os.environ.get("VMM_STRICT") == "1"
+VMS_KEY = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vmm", "guest image tests (vmm)")
+    group.addoption("--vmm-out", metavar="DIR", help="where vmm failure reports and snapshots go")
+    group.addoption("--vmm-record", action="store_true", help="store passing expectation-file runs as golden")
+    group.addoption("--vmm-check-determinism", action="store_true", help="run each expectation file twice")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vm(**machine): the machine the `vm` fixture boots (image=, bios=, mem=...)")
+
+
+def _missing(what: str) -> None:
+    if STRICT:
+        pytest.fail(f"{what} is missing, and VMM_STRICT=1 makes that a failure", pytrace=False)
+    pytest.skip(f"{what} is missing (run make)")
+
+
+def _out_dir(config: pytest.Config, name: str) -> Path:
+    chosen = config.getoption("--vmm-out")
+    if chosen:
+        return Path(chosen)
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        return factory.mktemp(f"vmm-{name}")
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="vmm-"))
+
+
+# ---- expectation files ----
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.name.startswith("test_") and file_path.name.endswith(SUFFIX):
+        return ExpectationFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ExpectationFile(pytest.File):
+    def collect(self):
+        yield ExpectationItem.from_parent(self, name=self.path.name.removesuffix(SUFFIX))
+
+
+class ExpectationFailure(Exception):
+    """A failed expectation file: carries the report text pytest shows."""
+
+
+class ExpectationItem(pytest.Item):
+    def runtest(self) -> None:
+        from vmm.testing.runner import check_determinism, run_spec
+        from vmm.testing.spec import load_spec
+
+        spec = load_spec(self.path)
+        for needed in spec.required_files():
+            if not needed.exists():
+                _missing(str(needed))
+        out = _out_dir(self.config, spec.slug)
+        if self.config.getoption("--vmm-check-determinism"):
+            result = check_determinism(spec, out)
+        else:
+            result = run_spec(spec, out, record=self.config.getoption("--vmm-record"))
+        self.user_properties += [("instructions", result.instructions), ("virtual_time_ns", result.time_ns)]
+        if result.outcome != "passed":
+            raise ExpectationFailure(result.report or result.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None):
+        if isinstance(excinfo.value, ExpectationFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, 0, f"vmm: {self.name}"
+
+
+# ---- fixtures ----
+
+
+@pytest.fixture
+def vm_factory(request: pytest.FixtureRequest):
+    """``vm_factory(image=..., bundle=..., bios=..., mem=..., kernel=..., append=..., initrd=...)`` → VM."""
+    from vmm.testing.vm import VM, build_config
+
+    made: list = request.node.stash.setdefault(VMS_KEY, [])
+    base = Path(request.node.path).parent
+
+    def make(wall_timeout: float | None = 120.0, **machine: object) -> VM:
+        for key in ("image", "bundle", "bios", "kernel", "initrd"):
+            if machine.get(key) is not None:
+                machine[key] = base / Path(str(machine[key]))
+                if not machine[key].exists():
+                    _missing(str(machine[key]))
+        vm = VM(build_config(**machine), wall_timeout)  # type: ignore[arg-type]
+        made.append(vm)
+        return vm
+
+    yield make
+    for vm in made:
+        vm.close()
+    made.clear()
+
+
+@pytest.fixture
+def vm(request: pytest.FixtureRequest, vm_factory):
+    """The machine named by ``@pytest.mark.vm(image=...)`` on the test, its class or module."""
+    marker = request.node.get_closest_marker("vm")
+    if marker is None:
+        pytest.fail("the vm fixture needs @pytest.mark.vm(image=...) (or use vm_factory)", pytrace=False)
+    return vm_factory(**marker.kwargs)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    vms = item.stash.get(VMS_KEY, [])
+    if not vms:
+        return
+    from vmm.testing.report import write_report
+    from vmm.testing.spec import Keep
+
+    message = str(call.excinfo.value).splitlines()[0] if call.excinfo else "the test failed"
+    for i, vm in enumerate(vms):
+        folder = _out_dir(item.config, f"{item.name}-{i}") / f"vm{i}"
+        try:
+            failure = write_report(vm.session, item.nodeid, "test", message, folder, Keep())
+        except Exception as exc:  # noqa: BLE001 - the test's own failure matters more than its report
+            report.sections.append((f"vmm report {i}", f"could not write the report: {exc!r}"))
+            continue
+        report.sections.append((f"vmm report (machine {i}, {folder})", failure.text))

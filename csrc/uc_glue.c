@@ -119,6 +119,7 @@ static inline int32_t *a20_of(struct vmm_glue *g) { return (int32_t *)(g->env + 
 static long off_efer = -1, off_star, off_lstar, off_cstar, off_fmask, off_kgsbase;
 static long off_sysenter_cs = -1, off_sysenter_esp, off_sysenter_eip;
 static long off_error_code = -1;
+static long off_old_exception = -1; /* QEMU's "exception in flight", for #DF/triple escalation */
 
 static inline uint64_t *env_u64(struct vmm_glue *g, long off) { return (uint64_t *)(g->env + off); }
 
@@ -582,6 +583,13 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
         return -1;
     }
     off_error_code = off_dr0 - 16;
+    /* After dr[8] comes a union of four breakpoint pointers, then old_exception. */
+    off_old_exception = off_dr0 + 8 * 8 + 4 * 8;
+    int32_t old = *(int32_t *)(g->env + off_old_exception);
+    if (old != -1 && old != 0) {
+        snprintf(err, errlen, "CPUX86State.old_exception is not where vmm expects it (reads %d)", old);
+        return -1;
+    }
     return 0;
 }
 
@@ -670,6 +678,13 @@ int vmm_set_seg(struct vmm_glue *g, int index, const struct vmm_seg *seg)
     s->limit = seg->limit;
     s->flags = seg->flags;
     return 0;
+}
+
+void vmm_reset_exception_state(struct vmm_glue *g)
+{
+    /* A reset forgets any exception in flight (QEMU's cpu reset sets it to -1). */
+    *(int32_t *)(g->env + off_old_exception) = -1;
+    g->delivering = -1;
 }
 
 void vmm_update_hflags(struct vmm_glue *g)

@@ -66,6 +66,7 @@ void vmm_glue_free(struct vmm_glue *g);
 int vmm_get_seg(struct vmm_glue *g, int index, struct vmm_seg *out);
 int vmm_set_seg(struct vmm_glue *g, int index, const struct vmm_seg *seg);
 void vmm_update_hflags(struct vmm_glue *g);
+void vmm_reset_exception_state(struct vmm_glue *g);
 uint64_t vmm_get_env_u64(struct vmm_glue *g, int field);
 void vmm_set_env_u64(struct vmm_glue *g, int field, uint64_t value);
 void vmm_set_a20(struct vmm_glue *g, int enabled);

@@ -265,8 +265,10 @@ def _run(args: argparse.Namespace, bundle) -> int:
             from vmm.debug.gdbstub import serve_gdb
 
             gdb = serve_gdb(machine, args.gdb, wait=args.wait)
+        deadline = None if max_insns is None else machine.cpu.instructions + max_insns
         while True:
-            result = machine.run(max_instructions=max_insns, timeout=args.timeout,
+            left = None if deadline is None else max(0, deadline - machine.cpu.instructions)
+            result = machine.run(max_instructions=left, timeout=args.timeout,
                                  pace=pace,
                                  poll=poll)  # fmt: skip
             if result.reason == "triple-fault" and args.on_triple_fault == "reset":

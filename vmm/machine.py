@@ -110,8 +110,6 @@ class Machine:
         regions = [PhysRegion(0, min(ram, low_base), "ram", 0)]
         if low_rom:
             regions.append(PhysRegion(low_base, len(low_rom), "rom", data=low_rom))
-        elif ram > low_base:
-            regions.append(PhysRegion(low_base, min(ram, 0x100000) - low_base, "ram", low_base))
         if ram > 0x100000:
             regions.append(PhysRegion(0x100000, ram - 0x100000, "ram", 0x100000))
         top = FOUR_GIB - len(rom) if rom else FOUR_GIB
@@ -325,10 +323,13 @@ class Machine:
             self.clock.run_due()
 
     def reset(self) -> None:
-        """A guest-requested reset (8042 pulse, port 0x92): RAM keeps its contents."""
+        """A guest-requested reset (8042 pulse, port 0x92, triple fault): RAM keeps its
+        contents and virtual time goes on (the instruction counter is not rewound)."""
+        instructions, tsc = self.cpu.instructions, self.cpu.tsc_offset
         for device in self.devices:
             device.reset()
         self.cpu.reset()
+        self.cpu.instructions, self.cpu.tsc_offset = instructions, tsc
         self.cpu.set_irq_line(self.pic.output)
         self._arm_stage_watch()
 

@@ -203,11 +203,10 @@ class UnicornCpu:
                 return RunResult(StopReason.BREAKPOINT)
             if reason == lib.VMM_STOP_USER:
                 return RunResult(StopReason.USER)
-            if g.delivering == 8:
+            if g.delivering != -1:
+                # A delivery failed and no handler for the fault it caused was reached:
+                # QEMU escalated to a triple fault and shut the CPU down.
                 return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
-            if g.delivering == 6:
-                # #UD delivered by the glue; Unicorn stops after it: carry on.
-                continue
             return RunResult(StopReason.HALT)
 
     def step(self, count: int = 1) -> RunResult:
@@ -237,7 +236,7 @@ class UnicornCpu:
             return self._take_error()
         # The block hook counted whole blocks; the steps themselves are what retired.
         g.insns = before + count
-        if g.delivering == 8:
+        if g.delivering != -1:
             return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
         if g.stop_reason == lib.VMM_STOP_REQUESTED:
             return RunResult(StopReason.REQUESTED)
@@ -265,6 +264,7 @@ class UnicornCpu:
         return f"{exc} at pc {pc:#x}"
 
     def reset(self) -> None:
+        lib.vmm_reset_exception_state(self._g)
         self.set_state(X86State())
         self._g.insns = 0
         self._g.fault_count = 0

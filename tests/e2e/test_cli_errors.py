@@ -1,0 +1,81 @@
+"""`vmm run` as a user meets it: one clear line and a non-zero status for each bad input,
+the triple-fault report, and the exit statuses the README promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, require_file
+from tests.cpu.rom import assemble_rom, rom_source
+
+HELLO = ROOT / "firmware" / "build" / "hello.img"
+
+
+def vmm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vmm", *args], capture_output=True, text=True, timeout=120)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vmm: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["run", "--bios", "/nonexistent/rom.bin"], 2, "/nonexistent/rom.bin: no such file"),
+        (["run", "/nonexistent/disk.img", "--bios", "{rom}"], 1, "/nonexistent/disk.img: disk image not found"),
+        (["run", "--bios", "{small}"], 1, "a BIOS ROM must be 64, 128, 192 or 256 KiB, not 1000 bytes"),
+        (["run", "--bios", "{rom}", "--mem", "lots"], 2, "bad size 'lots'"),
+        (["run", "--bios", "{rom}", "--mem", "8G"], 2, "memory size 8192 MB is out of range"),
+        (["run", "--bios", "{rom}", "--serial", "tty:x"], 2, "--serial: expected stdio, none"),
+        (["run", "--bios", "{rom}", "--max-insns", "many"], 2, "--max-insns: 'many' is not a number"),
+        (["run", "--kernel", "{small}"], 1, "not a Multiboot kernel: no header with magic 0x1BADB002"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path, args, status, message):
+    rom = tmp_path / "rom.bin"
+    rom.write_bytes(assemble_rom(rom_source("realmode")))
+    small = tmp_path / "small.bin"
+    small.write_bytes(bytes(1000))
+    proc = vmm(*[a.format(rom=rom, small=small) for a in args])
+    assert proc.returncode == status
+    assert message in one_error_line(proc)
+
+
+def test_bad_flag_is_an_argparse_error():
+    proc = vmm("run", "--no-such-flag")
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in proc.stderr
+
+
+def test_triple_fault_stops_with_the_chain_of_faults(tmp_path):
+    rom = tmp_path / "triple.bin"
+    rom.write_bytes(assemble_rom(rom_source("triple")))
+    proc = vmm("run", "--bios", str(rom))
+    assert proc.returncode == 3
+    assert proc.stdout == "triple: loading an empty IVT and raising int 3\n"
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("vmm: triple fault after ")
+    assert "vmm:   #BP breakpoint at pc 0xf0011" in lines[1]
+    assert "#GP general protection error 0x1a" in lines[2]
+    assert "#DF double fault error 0x0" in lines[3]
+
+
+def test_triple_fault_can_reset_instead(tmp_path):
+    rom = tmp_path / "triple.bin"
+    rom.write_bytes(assemble_rom(rom_source("triple")))
+    proc = vmm("run", "--bios", str(rom), "--on-triple-fault", "reset", "--max-insns", "5000")
+    assert proc.returncode == 124  # it kept resetting until the limit
+    assert proc.stdout.count("triple: loading an empty IVT") >= 2
+
+
+def test_realtime_clock_still_boots_the_demo():
+    proc = vmm("run", str(require_file(HELLO)), "--realtime")
+    assert proc.returncode == 1
+    assert "Hello from the boot sector!" in proc.stdout

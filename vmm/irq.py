@@ -7,7 +7,7 @@ edge-triggered mode latches a low-to-high transition.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 class IrqLine:

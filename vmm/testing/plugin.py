@@ -15,6 +15,7 @@ Options: ``--vmm-out DIR`` (failure reports; default a pytest temporary folder),
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     message = str(call.excinfo.value).splitlines()[0] if call.excinfo else "the test failed"
     for i, vm in enumerate(vms):
-        folder = _out_dir(item.config, f"{item.name}-{i}") / f"vm{i}"
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name)
+        folder = _out_dir(item.config, safe) / safe / f"vm{i}"
         try:
             failure = write_report(vm.session, item.nodeid, "test", message, folder, Keep())
         except Exception as exc:  # noqa: BLE001 - the test's own failure matters more than its report

@@ -72,9 +72,11 @@ def test_a_golden_run_reports_the_first_divergence(suite, capsys, tmp_path: Path
     assert main(["test", str(good), "--out", str(tmp_path / "o")]) == 1
     message = capsys.readouterr().out.splitlines()[1].strip()
     written = golden["byte_insns"][at + 3]
-    assert message == (f"serial output diverges from the golden run at byte {at + 3} (line 5): the golden run "
-                       f"wrote 'INIT found\\n' at instruction {written:,}, "
-                       f"this run 'init found\\n' at instruction {written:,}")
+    assert message == (
+        f"serial output diverges from the golden run at byte {at + 3} (line 5): the golden run "
+        f"wrote 'INIT found\\n' at instruction {written:,}, "
+        f"this run 'init found\\n' at instruction {written:,}"
+    )
 
 
 def test_check_determinism_runs_twice(suite, capsys, tmp_path: Path) -> None:
@@ -86,5 +88,7 @@ def test_check_determinism_runs_twice(suite, capsys, tmp_path: Path) -> None:
 def test_a_bad_file_stops_before_anything_runs(tmp_path: Path, capsys) -> None:
     bad = write_spec(tmp_path, "broken", "[machine]\nimage = 'x.img'\n[[step]]\nwait = 1\n")
     assert main(["test", str(bad)]) == 2
-    assert capsys.readouterr().err.strip() == f"vmm: {bad}: step 1: unknown key 'wait' " \
+    assert (
+        capsys.readouterr().err.strip() == f"vmm: {bad}: step 1: unknown key 'wait' "
         "(known: exit, expect, note, raw, run, screen, send, serial_equals, snapshot, stage, stages, within)"
+    )

@@ -12,7 +12,10 @@ from vmm.testing.spec import Budget
 
 
 def test_boot_sector_without_signature_gives_a_full_report(unsigned_image: Path, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "unsigned", f"""
+    spec = write_spec(
+        tmp_path,
+        "unsigned",
+        f"""
         [machine]
         image = "{unsigned_image}"
         [[step]]
@@ -21,7 +24,8 @@ def test_boot_sector_without_signature_gives_a_full_report(unsigned_image: Path,
         [[step]]
         expect = 'kernel panic'
         within = "5M"
-    """)
+    """,
+    )
     result = run_spec(load_spec(spec), tmp_path / "out")
     assert result.outcome == "failed"
     assert "step 2" in result.message and "before the guest ended (halted" in result.message
@@ -49,7 +53,10 @@ def test_boot_sector_without_signature_gives_a_full_report(unsigned_image: Path,
 
 
 def test_a_panicking_kernel_report_lists_its_last_instructions(panic_image: Path, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "panic", f"""
+    spec = write_spec(
+        tmp_path,
+        "panic",
+        f"""
         [machine]
         image = "{panic_image}"
         [keep]
@@ -57,7 +64,8 @@ def test_a_panicking_kernel_report_lists_its_last_instructions(panic_image: Path
         [[step]]
         expect = 'login: '
         within = "2M"
-    """)
+    """,
+    )
     result = run_spec(load_spec(spec), tmp_path / "out")
     assert result.outcome == "failed"
     report = result.report
@@ -70,7 +78,10 @@ def test_a_panicking_kernel_report_lists_its_last_instructions(panic_image: Path
 
 
 def test_kept_state_continues_exactly_as_the_original_run(toyos: Path, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "toyos", f"""
+    spec = write_spec(
+        tmp_path,
+        "toyos",
+        f"""
         [machine]
         image = "{toyos}"
         [[step]]
@@ -79,7 +90,8 @@ def test_kept_state_continues_exactly_as_the_original_run(toyos: Path, tmp_path:
         [[step]]
         expect = 'this never appears'
         within = "200k"
-    """)
+    """,
+    )
     result = run_spec(load_spec(spec), tmp_path / "out")
     assert result.outcome == "failed"
     restored = load_machine_state(tmp_path / "out" / "test_toyos" / "state.vmsn")

@@ -29,7 +29,10 @@ def test_budgets_in_instructions_or_virtual_time(text, budget) -> None:
 
 
 def test_steps_read_in_order_with_their_budgets(tmp_path: Path) -> None:
-    s = spec(tmp_path, HEAD + """
+    s = spec(
+        tmp_path,
+        HEAD
+        + """
         [[step]]
         expect = 'login: '
         within = "3M"
@@ -40,7 +43,8 @@ def test_steps_read_in_order_with_their_budgets(tmp_path: Path) -> None:
         [[step]]
         serial_equals = "expected.txt"
         raw = true
-    """)
+    """,
+    )
     assert [(st.kind, st.value) for st in s.steps][:3] == [("expect", "login: "), ("send", "root\r"), ("exit", 1)]
     assert s.steps[0].within == Budget(instructions=3_000_000)
     assert s.steps[2].within == Budget(time_ns=10**9)  # the default: 1 s of virtual time

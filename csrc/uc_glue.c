@@ -103,6 +103,7 @@ static void (*p_tlb_flush)(void *cs);
 #define ICOUNT_SLOTS (1 << 16)
 struct icount_slot {
     uint64_t pc;
+    uint64_t cr3;              /* the address space: processes share linear addresses */
     uint32_t size;
     uint32_t icount;
 };
@@ -127,12 +128,16 @@ static struct icount_slot last_block; /* loops re-enter the same block: skip the
 
 static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
 {
-    if (last_block.pc == pc && last_block.size == size && last_block.icount)
+    /* A block is known by its linear address, byte size and address space; within one
+     * address space, code rewritten in place is caught by the flush on host writes
+     * (guest self-modifying code that keeps a block's size is not). */
+    uint64_t cr3 = *cr_of(g, 3);
+    if (last_block.pc == pc && last_block.size == size && last_block.cr3 == cr3 && last_block.icount)
         return last_block.icount;
     struct icount_slot *table = g->table;
-    uint64_t h = (pc ^ (pc >> 17) ^ ((uint64_t)size << 7)) * 0x9E3779B97F4A7C15ull;
+    uint64_t h = (pc ^ (pc >> 17) ^ ((uint64_t)size << 7) ^ (cr3 >> 12)) * 0x9E3779B97F4A7C15ull;
     struct icount_slot *slot = &table[h >> (64 - 16)];
-    if (slot->pc == pc && slot->size == size && slot->icount) {
+    if (slot->pc == pc && slot->size == size && slot->cr3 == cr3 && slot->icount) {
         last_block = *slot;
         return slot->icount;
     }
@@ -145,6 +150,7 @@ static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
     if (icount == 0)
         icount = size ? (size + 2) / 3 : 1; /* no TB found: estimate, still deterministic */
     slot->pc = pc;
+    slot->cr3 = cr3;
     slot->size = size;
     slot->icount = icount;
     last_block = *slot;

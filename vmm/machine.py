@@ -177,9 +177,10 @@ class Machine:
         if cpu is not None:
             cpu.set_irq_line(level)
 
-    def _set_a20(self, _enabled: bool) -> None:
-        # The gate is open when either the 8042's output port or port 0x92 opens it.
-        self.cpu.set_a20(bool(self.kbc.output_port & 2) or bool(self.port92.value & 2))
+    def _set_a20(self, enabled: bool) -> None:
+        # The 8042 and port 0x92 drive one A20 line and the last write wins, as in QEMU
+        # (the reference the BIOS tests compare with).
+        self.cpu.set_a20(enabled)
 
     def _serial_byte(self, byte: int) -> None:
         self.serial_transcript.append(byte)

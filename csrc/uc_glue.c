@@ -392,23 +392,33 @@ static int hook_rdtsc(uc_engine *uc, void *user)
     return 1;
 }
 
+/* Holes: the user data is a hole_window, so the log gets absolute addresses. */
+struct hole_window {
+    struct vmm_glue *g;
+    uint64_t base;
+};
+
+static void log_unclaimed(struct vmm_glue *g, uint64_t addr, int write)
+{
+    g->unclaimed_ring[g->unclaimed_accesses % VMM_FAULT_RING] = addr | ((uint64_t)write << 63);
+    g->unclaimed_accesses++;
+}
+
 static uint64_t hole_read(uc_engine *uc, uint64_t offset, unsigned size, void *user)
 {
-    struct vmm_glue *g = user;
+    struct hole_window *w = user;
     (void)uc;
-    (void)offset;
-    g->unclaimed_accesses++;
+    log_unclaimed(w->g, w->base + offset, 0);
     return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
 }
 
 static void hole_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *user)
 {
-    struct vmm_glue *g = user;
+    struct hole_window *w = user;
     (void)uc;
-    (void)offset;
     (void)size;
     (void)value;
-    g->unclaimed_accesses++;
+    log_unclaimed(w->g, w->base + offset, 1);
 }
 
 /* Device windows: the user data is the window's base, so Python gets absolute addresses. */
@@ -759,7 +769,12 @@ void vmm_flush_icount(struct vmm_glue *g)
 
 int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size)
 {
-    return p_uc_mmio_map(g->uc, base, size, hole_read, g, hole_write, g);
+    struct hole_window *w = malloc(sizeof *w); /* lives as long as the engine */
+    if (!w)
+        return -1;
+    w->g = g;
+    w->base = base;
+    return p_uc_mmio_map(g->uc, base, size, hole_read, w, hole_write, w);
 }
 
 int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size)

@@ -48,6 +48,8 @@ struct vmm_glue {
     uint64_t irqs_delivered;
     uint64_t exceptions_delivered;
     uint64_t unclaimed_accesses;
+    /* The last unbacked physical accesses: address | 1 << 63 for writes. */
+    uint64_t unclaimed_ring[VMM_FAULT_RING];
     uint64_t icount_misses;
     /* Linear address that stops the run before its block executes (debugger), or ~0. */
     uint64_t break_pc;

@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="timers follow wall time (not reproducible)")
     run.add_argument("--on-triple-fault", choices=["stop", "reset"], default="stop",
                      help="stop with the chain of faults (default) or reset the machine")  # fmt: skip
+    run.add_argument("--log-unclaimed", action="store_true",
+                     help="report ports and memory the guest touched that no device claims")  # fmt: skip
     run.add_argument("--gdb", metavar="[HOST:]PORT", help="serve the GDB remote protocol")
     run.add_argument("--wait", action="store_true", help="with --gdb: wait for the debugger before running")
     run.add_argument("--screenshot", metavar="PNG", help="save the VGA text screen as PNG when the run ends")
@@ -253,6 +255,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
         print(f"vmm: COM1 on tcp {host}:{port}", file=sys.stderr, flush=True)
     machine = make_machine(config, serial_out=serial.write)
     serial.attach(machine)
+    machine.io.unclaimed.enabled = args.log_unclaimed
     if args.stages:
         machine.on_stage = lambda t: print(f"vmm: {t.describe()}", file=sys.stderr, flush=True)
         print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
@@ -280,6 +283,8 @@ def _run(args: argparse.Namespace, bundle) -> int:
             machine.vga.screenshot_png(Path(args.screenshot))
         if bundle is not None:
             bundle.store_cmos(machine.cmos.nvram_bytes())
+        if args.log_unclaimed:
+            report_unclaimed(machine)
     finally:
         if feeder:
             feeder.close()
@@ -287,6 +292,20 @@ def _run(args: argparse.Namespace, bundle) -> int:
         if gdb:
             gdb.close()
     return report(machine, result, args.stages)
+
+
+def report_unclaimed(machine) -> None:
+    """What the guest probed that no device answers (`vmm run --log-unclaimed`)."""
+    ports: dict[tuple[str, int], int] = {}
+    for kind, port, _size, _value in machine.io.unclaimed.entries:
+        ports[(kind, port)] = ports.get((kind, port), 0) + 1
+    listed = ", ".join(f"{kind} {port:#x} x{n}" for (kind, port), n in sorted(ports.items(), key=lambda i: i[0][1]))
+    print(f"vmm: unclaimed ports: {machine.io.unclaimed.count} accesses{': ' + listed if listed else ''}",
+          file=sys.stderr)  # fmt: skip
+    if hasattr(machine.cpu, "unclaimed_memory"):
+        count, recent = machine.cpu.unclaimed_memory()
+        last = ", ".join(f"{kind} {addr:#x}" for addr, kind in recent)
+        print(f"vmm: unclaimed memory: {count} accesses{'; last: ' + last if last else ''}", file=sys.stderr)
 
 
 def report(machine, result, stages: bool = False) -> int:

@@ -79,3 +79,29 @@ def test_realtime_clock_still_boots_the_demo():
     proc = vmm("run", str(require_file(HELLO)), "--realtime")
     assert proc.returncode == 1
     assert "Hello from the boot sector!" in proc.stdout
+
+
+def test_log_unclaimed_names_what_the_guest_probed(tmp_path):
+    rom = tmp_path / "probe.bin"
+    rom.write_bytes(assemble_rom("""
+        in al, 0x2F0                   # nothing at this port: reads 0xFF
+        mov dx, 0x3F8
+        out dx, al
+        xor ax, ax
+        mov ds, ax
+        mov eax, 0x8000000             # 128 MiB: beyond the 64 MiB of RAM
+        mov ebx, [eax]
+        mov dword ptr [eax + 16], ebx
+        mov al, bl
+        out dx, al
+        mov al, 0x10
+        out 0xF4, al
+        hlt
+    """.replace("in al, 0x2F0", "mov dx, 0x2F0\n        in al, dx")))
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--log-unclaimed"],
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 33
+    assert proc.stdout == b"\xff\xff"  # unbacked port and memory both read all ones
+    err = proc.stderr.decode()
+    assert "vmm: unclaimed ports: 1 accesses: in 0x2f0 x1" in err
+    assert "vmm: unclaimed memory: 2 accesses; last: read 0x8000000, write 0x8000010" in err

@@ -144,6 +144,16 @@ class UnicornCpu:
         return {"irqs": g.irqs_delivered, "exceptions": g.exceptions_delivered,
                 "unclaimed": g.unclaimed_accesses, "icount_misses": g.icount_misses}  # fmt: skip
 
+    def unclaimed_memory(self) -> tuple[int, list[tuple[int, str]]]:
+        """How many accesses hit unbacked physical memory, and the last few (addr, read|write)."""
+        g = self._g
+        count = g.unclaimed_accesses
+        recent = []
+        for k in range(max(0, count - lib.VMM_FAULT_RING), count):
+            entry = g.unclaimed_ring[k % lib.VMM_FAULT_RING]
+            recent.append((entry & ~(1 << 63), "write" if entry >> 63 else "read"))
+        return count, recent
+
     def set_irq_line(self, level: bool) -> None:
         self._g.irq_line = 1 if level else 0
 

@@ -242,3 +242,41 @@ def test_cpuid_hides_the_apic(vector):
     """)
     cpu.run(10**6)
     assert platform.bytes_to(0xE9) == b"\x00\x01"  # no APIC; the hypervisor bit set
+
+
+def test_rdtsc_follows_virtual_time_not_the_host():
+    body = """
+        rdtsc
+        mov ebx, eax
+        mov ecx, 1000
+    1:  dec ecx
+        jnz 1b
+        rdtsc
+        sub eax, ebx
+        out 0xE9, al
+        shr eax, 8
+        out 0xE9, al
+        mov al, 1
+        out 0xF4, al
+        hlt
+    """
+    deltas = []
+    for _ in range(2):
+        cpu, platform, _ = make_cpu(body)
+        cpu.run(10**6)
+        low, high = platform.bytes_to(0xE9)
+        deltas.append(low | high << 8)
+    # 1 GHz TSC at 100 virtual MHz: 10 ticks per instruction; the blocks between the two
+    # RDTSCs hold about 2000 instructions (counted as each block is entered).
+    assert deltas[0] == deltas[1]
+    assert 2000 * 10 <= deltas[0] <= 2010 * 10
+
+
+def test_refuses_another_unicorn_version(monkeypatch):
+    import unicorn
+
+    from vmm.errors import CpuError
+
+    monkeypatch.setattr(unicorn, "__version__", "2.0.0")
+    with pytest.raises(CpuError, match="vmm needs unicorn 2.1.4 .* found 2.0.0"):
+        make_cpu(LOOP)

@@ -105,3 +105,15 @@ def test_log_unclaimed_names_what_the_guest_probed(tmp_path):
     err = proc.stderr.decode()
     assert "vmm: unclaimed ports: 1 accesses: in 0x2f0 x1" in err
     assert "vmm: unclaimed memory: 2 accesses; last: read 0x8000000, write 0x8000010" in err
+
+
+def test_screenshot_prints_the_screen_and_writes_a_png(tmp_path):
+    png = tmp_path / "screen.png"
+    proc = vmm("screenshot", str(require_file(HELLO)), "--out", str(png), "--max-insns", "100000")
+    assert proc.returncode == 0, proc.stderr
+    screen = proc.stdout.splitlines()
+    assert screen[0] == "vmm BIOS 0.1"
+    assert "Hello from the boot sector!" in screen
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == 640 and int.from_bytes(data[20:24], "big") == 400

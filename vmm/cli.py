@@ -89,7 +89,8 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.initrd = Path(args.initrd)
     if getattr(args, "stage_kernel", None):
         config.stage_entries["kernel"] = kernel_entry(args.stage_kernel)
-    for path in [config.bios, config.kernel, config.initrd]:
+    module = Path(str(config.initrd).split(" ", 1)[0]) if config.initrd is not None else None
+    for path in [config.bios, config.kernel, module]:
         if path is not None and not path.exists():
             raise ConfigError(f"{path}: no such file")
     return config.validate(), ignored
@@ -117,7 +118,8 @@ def _add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", choices=["unicorn", "kvm", "auto"], help="CPU backend (default unicorn)")
     p.add_argument("--kernel", metavar="ELF", help="boot a Multiboot ELF kernel directly, as qemu -kernel")
     p.add_argument("--append", metavar="CMDLINE", help="kernel command line (with --kernel)")
-    p.add_argument("--initrd", metavar="FILE", help="a module for the kernel (with --kernel)")
+    p.add_argument("--initrd", metavar="'FILE [ARGS]'", help="a module for the kernel (with --kernel); "
+                   "the whole text is its string, as with qemu")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,13 +35,7 @@ QEMU_ISAPC = ["-M", "isapc", "-cpu", "qemu64,-apic", "-m", str(MEMORY_MB), "-dis
               "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]  # fmt: skip
 
 # QEMU (hw/i386/multiboot.c) passes "<kernel path> <append>" as the command line and the
-# whole -initrd item ("<path> <arguments>") as the module string; vmm passes the file
-# names without their directories, and takes no module arguments.
-NAMES_DIFFER = pytest.mark.xfail(
-    strict=True,
-    reason="vmm's Multiboot command line and module string use the file names without "
-    "directories (vmm/boot/multiboot.py: kernel.name, initrd.name); QEMU uses the paths as given",
-)
+# whole -initrd item ("<path> <arguments>") as the module string; vmm does the same.
 
 
 def vmm_run(*args: str) -> tuple[int, str]:
@@ -97,11 +91,6 @@ def test_memory_lines_describe_vmms_memory_map(vmm_output: tuple[int, str]) -> N
     assert re.search(rf"^multiboot: mem_lower \d+ KiB, mem_upper {upper} KiB$", text, re.MULTILINE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vmm reports mem_lower 640 KiB but its own map (like QEMU, from INT 12h) "
-    "makes only 0-0x9FC00 (639 KiB) usable",
-)
 def test_mem_lower_agrees_with_the_memory_map(vmm_output: tuple[int, str]) -> None:
     _, text = vmm_output
     base, length, kind = memory_map(MEMORY_MB << 20)[0]
@@ -122,7 +111,6 @@ def test_the_kernel_stage_starts_at_the_elf_entry() -> None:
         machine.close()
 
 
-@NAMES_DIFFER
 @pytest.mark.qemu
 def test_output_matches_qemu_except_the_memory_map(vmm_output: tuple[int, str]) -> None:
     qemu_status, qemu_text = qemu_run("-kernel", KERNEL, "-append", APPEND, "-initrd", MODULE)
@@ -131,11 +119,6 @@ def test_output_matches_qemu_except_the_memory_map(vmm_output: tuple[int, str]) 
     assert status == qemu_status == EXIT_STATUS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="QEMU reads the module from the -initrd text before its first space and passes the "
-    "whole text as the module string; vmm takes the whole text as a file name",
-)
 def test_module_arguments_as_qemu_takes_them() -> None:
     require_file(ROOT / KERNEL)
     status, text = vmm_run("--kernel", KERNEL, "--append", APPEND, "--initrd", f"{MODULE} arg1")

@@ -160,18 +160,23 @@ def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None) -> 
             raise ImageError(f"{name}: command line and module names are too long")
         return addr
 
-    command = (str(kernel.name) + (" " + cmdline if cmdline else "")).encode() + b"\0"
+    # As QEMU builds it: the kernel path as given, a space, the appended text.
+    command = f"{kernel} {cmdline}".encode() + b"\0"
     memory.write(CMDLINE_ADDR, command[:2047] + b"\0")
     flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME | MBI_MODS
     modules = []
     next_free = (highest + 0xFFF) & ~0xFFF
     if initrd is not None:
+        # As QEMU: "FILE ARGS" names the file by its first word and passes the whole
+        # text as the module's string.
+        text = str(initrd)
+        path = Path(text.split(" ", 1)[0])
         try:
-            data = initrd.read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
-            raise ImageError(f"{initrd}: cannot read module: {exc.strerror}") from None
-        _checked_write(memory, next_free, data, str(initrd))
-        modules.append((next_free, next_free + len(data), put_string(str(initrd.name).encode() + b"\0")))
+            raise ImageError(f"{path}: cannot read module: {exc.strerror}") from None
+        _checked_write(memory, next_free, data, str(path))
+        modules.append((next_free, next_free + len(data), put_string(text.encode() + b"\0")))
     for i, (start, end, string) in enumerate(modules):
         memory.write(MODS_ADDR + 16 * i, struct.pack("<IIII", start, end, string, 0))
     mmap = b"".join(struct.pack("<IQQI", 20, base, length, kind) for base, length, kind in memory_map(memory.size))
@@ -184,7 +189,7 @@ def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None) -> 
     info = struct.pack(
         "<7I16x6I",
         flags,
-        640,
+        memory_map(memory.size)[0][1] >> 10,  # mem_lower: the usable KiB below the EBDA
         (memory.size >> 10) - 1024,
         0xFFFFFFFF,
         CMDLINE_ADDR,

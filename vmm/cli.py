@@ -186,6 +186,7 @@ class _StdinFeeder:
         self.machine = machine
         self.fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         self.saved = None
+        self.pending = bytearray()
         if self.fd is not None and os.isatty(self.fd):
             import termios
             import tty
@@ -196,6 +197,9 @@ class _StdinFeeder:
             os.set_blocking(self.fd, False)
 
     def poll(self) -> None:
+        if self.pending and self.machine.uart.listening:
+            self.machine.send(bytes(self.pending))
+            self.pending.clear()
         if self.fd is None:
             return
         try:
@@ -213,8 +217,10 @@ class _StdinFeeder:
             return
         if self.saved is None:
             # Piped text: a line ends in CR on a serial terminal (what Enter sends), so
-            # LF and CR LF both become one CR.
-            data = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+            # LF and CR LF both become one CR. It waits until the guest reads COM1: a
+            # guest that sets up its UART clears the receive FIFO, losing what came early.
+            self.pending.extend(data.replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+            return
         self.machine.send(data)
 
     def close(self) -> None:

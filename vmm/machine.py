@@ -259,6 +259,8 @@ class Machine:
         while self.exit is None:
             if poll is not None:
                 poll()
+                if self.exit is not None:  # the host side stopped the machine
+                    break
             budget = MAX_SLICE
             deadline = self.clock.next_deadline_ns()
             if deadline is not None:

@@ -117,3 +117,14 @@ def test_screenshot_prints_the_screen_and_writes_a_png(tmp_path):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 640 and int.from_bytes(data[20:24], "big") == 400
+
+
+def test_piped_input_waits_until_the_guest_reads_com1():
+    """The toy OS clears its UART's receive FIFO twice while it boots (stage 2 and the
+    kernel's console driver): input piped at start-up must wait for the guest to listen."""
+    image = require_file(ROOT / "guests" / "build" / "toyos.img")
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", str(image)], input=b"echo piped\npoweroff\n",
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert b"toyos$ piped\r\n" in proc.stdout
+    assert b"kernel: power off" in proc.stdout

@@ -31,6 +31,7 @@ from vmm.devices.base import Device
 from vmm.irq import IrqLine, NullIrqLine
 
 FIFO_SIZE = 16
+IDLE_LSR_POLLS = 64  # consecutive LSR reads with nothing to send: a polling reader
 RX_TRIGGER_LEVELS = (1, 4, 8, 14)
 
 IER_ERBFI, IER_ETBEI, IER_ELSI, IER_EDSSI = 0x01, 0x02, 0x04, 0x08
@@ -71,8 +72,20 @@ class Uart16550(Device):
         self.fcr = 0
         self.rx_fifo: deque[int] = deque()
         self.thr_interrupt = False  # the THRE interrupt is pending
+        self._rbr_read = False
+        self._idle_lsr_polls = 0
         self._refill()
         self._update_irq()
+
+    @property
+    def listening(self) -> bool:
+        """Whether the guest reads COM1 now (for host input that must not arrive before).
+
+        Not a register: the host side's view of the guest's driver. True once receive
+        interrupts are enabled, RBR was read, or LSR was polled many times in a row with
+        nothing to send (a polling reader); a receive-FIFO clear (re)starts the watch,
+        because a guest that clears the FIFO would drop what was waiting there."""
+        return bool(self.ier & IER_ERBFI) or self._rbr_read or self._idle_lsr_polls >= IDLE_LSR_POLLS
 
     # ---- receive side ----
 
@@ -176,6 +189,7 @@ class Uart16550(Device):
             if dlab:
                 return self.dll
             value = self.rx_fifo.popleft() if self.rx_fifo else 0
+            self._rbr_read = True
             self._refill()
             self._update_irq()
             return value
@@ -192,6 +206,8 @@ class Uart16550(Device):
         if offset == 4:
             return self.mcr
         if offset == 5:
+            if not self.rx_fifo:
+                self._idle_lsr_polls += 1
             value = self.lsr
             if self.fifo_enabled and self.lsr & LSR_ERRORS:
                 value |= LSR_FIFO_ERR
@@ -211,6 +227,7 @@ class Uart16550(Device):
             if dlab:
                 self.dll = value
             else:
+                self._idle_lsr_polls = 0  # LSR was polled to send, not to receive
                 self._transmit(value)
             return
         if offset == 1:
@@ -240,6 +257,8 @@ class Uart16550(Device):
         if value & FCR_CLEAR_RX:
             self.rx_fifo.clear()
             self.lsr &= ~LSR_ERRORS
+            self._rbr_read = False
+            self._idle_lsr_polls = 0
         self.fcr = value & 0xC9  # bits 1 and 2 self-clear
         if not self.fifo_enabled:
             self.fcr = 0
@@ -264,6 +283,7 @@ class Uart16550(Device):
             "scr": self.scr, "dll": self.dll, "dlm": self.dlm, "fcr": self.fcr,
             "rx_fifo": bytes(self.rx_fifo), "host_queue": bytes(self.host_queue),
             "thr_interrupt": self.thr_interrupt, "irq": self.irq.level,
+            "rbr_read": self._rbr_read, "idle_lsr_polls": self._idle_lsr_polls,
         }  # fmt: skip
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -272,4 +292,6 @@ class Uart16550(Device):
         self.rx_fifo = deque(state["rx_fifo"][:FIFO_SIZE])
         self.host_queue = deque(state["host_queue"])
         self.thr_interrupt = bool(state["thr_interrupt"])
+        self._rbr_read = bool(state.get("rbr_read", False))
+        self._idle_lsr_polls = int(state.get("idle_lsr_polls", 0))
         self.irq.level = bool(state["irq"])  # the PIC restores its own view of the line

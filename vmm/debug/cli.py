@@ -1,0 +1,101 @@
+"""`vmm step` (the interactive debugger) and `vmm trace` (an instruction trace)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vmm.config import SerialConfig
+from vmm.errors import ConfigError, VmmError
+
+
+def register(sub) -> None:
+    from vmm.cli import _add_machine_flags
+
+    step = sub.add_parser("step", help="debug a boot interactively: step, break, back, regs, disas")
+    _add_machine_flags(step)
+    step.add_argument("--symbols", metavar="ELF", help="symbols (and the kernel entry) from an ELF file")
+    step.add_argument("--script", metavar="FILE", help="run the debugger commands in FILE and print the transcript")
+    step.add_argument("--checkpoint-every", metavar="N", type=int, default=200_000,
+                      help="instructions between checkpoints for `back` (0: off)")  # fmt: skip
+    step.set_defaults(func=cmd_step)
+
+    trace = sub.add_parser("trace", help="write an instruction trace (address, bytes, disassembly, changes)")
+    _add_machine_flags(trace)
+    trace.add_argument("--until", metavar="STAGE|ADDR", required=True, help="stop at this stage or address")
+    trace.add_argument("--from-stage", metavar="STAGE", help="trace only from this stage on")
+    trace.add_argument("--max-insns", metavar="N", type=int, default=5_000_000, help="give up after N instructions")
+    trace.add_argument("--out", metavar="FILE", required=True, help="where to write the trace")
+    trace.set_defaults(func=cmd_trace)
+
+
+def open_debugger(args: argparse.Namespace, checkpoint_every: int | None):
+    from vmm.cli import config_from_args, make_machine
+    from vmm.debug.engine import Debugger
+    from vmm.debug.symbols import Symbols
+
+    config, _ = config_from_args(args)
+    config.serial = SerialConfig("none")
+    symbols = Symbols.from_elf(Path(args.symbols)) if getattr(args, "symbols", None) else None
+    if symbols is not None and symbols.entry and "kernel" not in config.stage_entries:
+        config.stage_entries["kernel"] = symbols.entry
+    machine = make_machine(config)
+    return Debugger(machine, symbols, checkpoint_every=checkpoint_every or None)
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    from vmm.debug.commands import Commands
+    from vmm.debug.screen import interactive
+
+    dbg = open_debugger(args, args.checkpoint_every)
+    try:
+        if args.script:
+            try:
+                lines = Path(args.script).read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(f"{args.script}: cannot read script ({exc.strerror})") from None
+            return run_script(Commands(dbg), lines, sys.stdout)
+        return interactive(dbg)
+    finally:
+        dbg.machine.close()
+
+
+def run_script(commands, lines: list[str], out) -> int:
+    """Each command echoed after the prompt, then its output: a transcript to read or diff."""
+    status = 0
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        out.write(f"(vmm) {line.strip()}\n")
+        try:
+            text = commands.run(line)
+        except VmmError as exc:
+            text = f"error: {exc}"
+            status = 1
+        if text:
+            out.write(text + "\n")
+        if commands.quit:
+            break
+    out.flush()
+    return status
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from vmm.debug.stages import STAGES
+    from vmm.debug.trace import write_trace
+
+    dbg = open_debugger(args, None)
+    try:
+        until: str | int = args.until
+        if args.until not in STAGES:
+            try:
+                until = int(args.until, 0)
+            except ValueError:
+                raise ConfigError(f"--until: {args.until!r} is neither a stage nor an address") from None
+        with open(args.out, "w") as out:
+            count = write_trace(dbg, until, out, from_stage=args.from_stage, limit=args.max_insns)
+        print(f"vmm: traced {count:,} instructions to {args.out}", file=sys.stderr)
+        return 0
+    finally:
+        dbg.machine.close()

@@ -1,0 +1,375 @@
+"""The debugger's engine: run a Machine under control, stop where asked, go back.
+
+Forward execution retires exact instruction counts (vmm.cpu.unicorn_debug) and fires the
+machine's timers exactly at their deadlines, so a run is a function of where it started
+and where it was stopped. Going back restores the nearest checkpoint (Machine.save_state,
+taken every ``checkpoint_every`` instructions at a stop) and runs forward again with the
+same stops: the state reached is the one the forward run had there (DESIGN.md
+principle 3). An interrupt a device raises in the middle of a translated block is taken
+at the next block start, so replays stop exactly where the original run stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from vmm.cpu.base import RunResult, StopReason
+from vmm.debug.paging import PhysicalReader
+from vmm.debug.symbols import Symbols
+from vmm.errors import VmmError
+
+MODES = ("real", "protected", "long", "compat", "vm86")
+WATCHED_REGISTERS = ("cr0", "cr4", "efer", "gdt", "idt")
+PAGE = 4096
+
+
+class DebugError(VmmError):
+    """A debugger command cannot be done as asked (bad address, unknown symbol...)."""
+
+
+@dataclass
+class Breakpoint:
+    number: int
+    kind: str  # addr | stage | mode | reg | vector | port
+    value: int | str
+    label: str
+
+    def describe(self) -> str:
+        return f"#{self.number} {self.label}"
+
+
+@dataclass
+class Event:
+    """Why the debugger stopped, as a line a user reads."""
+
+    kind: str  # done | breakpoint | stage | mode | reg | vector | port | exit | error
+    text: str = ""
+    breakpoint: Breakpoint | None = None
+
+
+@dataclass
+class _Checkpoint:
+    state: object  # MachineState without RAM
+    pages: list[bytes]
+    idle_pending: bool
+
+
+@dataclass
+class Debugger:
+    machine: object
+    symbols: Symbols | None = None
+    checkpoint_every: int | None = 200_000
+    max_checkpoints: int = 48
+    breakpoints: list[Breakpoint] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from vmm.cpu.unicorn import UnicornCpu
+        from vmm.cpu.unicorn_debug import UnicornDebug
+
+        if not isinstance(self.machine.cpu, UnicornCpu):
+            raise DebugError("the debugger needs the Unicorn backend (--accel unicorn)")
+        self.cpu = UnicornDebug(self.machine.cpu)
+        self.reader = PhysicalReader(self.machine)
+        self._next_number = 1
+        self._idle_pending = False
+        self._checkpoints: dict[int, _Checkpoint] = {}
+        self._page_pool: dict[bytes, bytes] = {}
+        self._stops: list[int] = []  # instruction counts where execution was stopped
+        self._watch_values: dict[str, object] = {}
+        self._watch_event: Event | None = None
+        self._last_mode = self.state().mode
+        self._interrupts_seen = self._interrupt_total()
+        self.finished: Event | None = None
+        if self.checkpoint_every:
+            self._checkpoint()
+
+    # ---- state ----
+
+    def state(self):
+        return self.machine.cpu.get_state()
+
+    @property
+    def instructions(self) -> int:
+        return self.machine.cpu.instructions
+
+    def ram_hash(self) -> str:
+        return hashlib.sha256(self.machine.memory.read(0, self.machine.memory.size)).hexdigest()
+
+    # ---- breakpoints ----
+
+    def add(self, kind: str, value: int | str, label: str) -> Breakpoint:
+        bp = Breakpoint(self._next_number, kind, value, label)
+        self._next_number += 1
+        self.breakpoints.append(bp)
+        if kind == "addr":
+            self.cpu.add_breakpoint(int(value))
+        self._rearm_watch()
+        return bp
+
+    def delete(self, number: int) -> Breakpoint:
+        for bp in self.breakpoints:
+            if bp.number == number:
+                self.breakpoints.remove(bp)
+                if bp.kind == "addr" and not any(b.kind == "addr" and b.value == bp.value for b in self.breakpoints):
+                    self.cpu.remove_breakpoint(int(bp.value))
+                self._rearm_watch()
+                return bp
+        raise DebugError(f"no breakpoint #{number}")
+
+    def _rearm_watch(self) -> None:
+        needs = any(bp.kind in ("mode", "reg", "vector") for bp in self.breakpoints)
+        self.cpu.set_block_watch(self._block_watch if needs else None)
+        self._watch_values = self._register_values()
+        self._last_mode = self.state().mode
+        self._interrupts_seen = self._interrupt_total()
+
+    def _register_values(self) -> dict[str, object]:
+        if not any(bp.kind == "reg" for bp in self.breakpoints):
+            return {}
+        s = self.state()
+        return {"cr0": s.cr0, "cr4": s.cr4, "efer": s.efer, "gdt": (s.gdt.base, s.gdt.limit),
+                "idt": (s.idt.base, s.idt.limit)}  # fmt: skip
+
+    def _interrupt_total(self) -> int:
+        stats = self.machine.cpu.stats
+        return stats["irqs"] + stats["exceptions"]
+
+    def _mode_from_hflags(self) -> str:
+        from vmm.cpu.unicorn_debug import HF_CS64, HF_LMA, HF_PE, HF_VM
+
+        flags = self.cpu.hflags()
+        if not flags & HF_PE:
+            return "real"
+        if flags & HF_VM:
+            return "vm86"
+        if flags & HF_LMA:
+            return "long" if flags & HF_CS64 else "compat"
+        return "protected"
+
+    def _block_watch(self, _pc: int) -> bool:
+        """At each block start while mode/register/vector breaks are armed (slow path)."""
+        modes = [bp for bp in self.breakpoints if bp.kind == "mode"]
+        if modes:
+            mode = self._mode_from_hflags()
+            if mode != self._last_mode:
+                old, self._last_mode = self._last_mode, mode
+                for bp in modes:
+                    if mode == bp.value:
+                        self._watch_event = Event("mode", f"mode {old} -> {mode} ({bp.describe()})", bp)
+                        return True
+        regs = [bp for bp in self.breakpoints if bp.kind == "reg"]
+        if regs:
+            values = self._register_values()
+            for bp in regs:
+                old, new = self._watch_values.get(bp.value), values[bp.value]
+                if old != new:
+                    self._watch_values = values
+                    self._watch_event = Event("reg", f"{bp.value} changed: {_show(old)} -> {_show(new)} "
+                                                     f"({bp.describe()})", bp)  # fmt: skip
+                    return True
+            self._watch_values = values
+        vectors = [bp for bp in self.breakpoints if bp.kind == "vector"]
+        if vectors:
+            total = self._interrupt_total()
+            if total != self._interrupts_seen:
+                self._interrupts_seen = total
+                chain = self.machine.cpu.fault_chain()
+                vector = chain[-1][0] if chain else None
+                for bp in vectors:
+                    if vector == bp.value:
+                        text = f"interrupt vector {vector:#x} entered ({bp.describe()})"
+                        self._watch_event = Event("vector", text, bp)
+                        return True
+        return False
+
+    # ---- running ----
+
+    def step(self, count: int = 1) -> Event:
+        return self._advance(self.instructions + count, honour_breaks=False)
+
+    def cont(self, limit: int | None = None) -> Event:
+        target = None if limit is None else self.instructions + limit
+        return self._advance(target, honour_breaks=True)
+
+    def until(self, linear: int, limit: int | None = None) -> Event:
+        """Run to ``linear`` (a temporary breakpoint), stopping early at other breakpoints."""
+        temporary = linear not in self.cpu.breakpoints
+        if temporary:
+            self.cpu.add_breakpoint(linear)
+        try:
+            event = self.cont(limit)
+        finally:
+            if temporary:
+                self.cpu.remove_breakpoint(linear)
+        if event.kind == "breakpoint" and event.breakpoint is None:
+            event.text = f"reached {linear:#x}"
+            event.kind = "done"
+        return event
+
+    def _advance(self, target: int | None, honour_breaks: bool) -> Event:
+        machine = self.machine
+        if self.finished is not None:
+            return self.finished
+        machine.exit = None
+        start = self.instructions
+        pc = self.state().pc
+        if honour_breaks and pc in self.cpu.breakpoints and (target is None or target > start):
+            # Leave the breakpoint we are sitting on before arming it again.
+            event = self._advance(start + 1, honour_breaks=False)
+            if event.kind != "done" or (target is not None and self.instructions >= target):
+                return event
+        if honour_breaks:
+            self._last_mode = self._mode_from_hflags()
+            self._watch_values = self._register_values()
+            self._interrupts_seen = self._interrupt_total()
+        event = self._loop(target, honour_breaks)
+        self._note_stop()
+        return event
+
+    def _loop(self, target: int | None, honour_breaks: bool) -> Event:
+        machine, clock = self.machine, self.machine.clock
+        from vmm.machine import MAX_SLICE
+
+        while True:
+            if self._idle_pending:
+                self._idle_pending = False
+                machine._handle(RunResult(StopReason.HALT), False, 0, 0)
+            if machine.exit is not None:
+                return self._finish(machine.exit)
+            now = self.instructions
+            if target is not None and now >= target:
+                return Event("done")
+            limit = now + MAX_SLICE if target is None else min(target, now + MAX_SLICE)
+            deadline = clock.next_deadline_ns()
+            if deadline is not None:
+                limit = min(limit, now + max(1, clock.ns_to_insns(deadline - clock.now_ns())))
+            if self.checkpoint_every:
+                limit = min(limit, (now // self.checkpoint_every + 1) * self.checkpoint_every)
+            self._watch_event = None
+            stop = self.cpu.run_exact(limit - now, armed=honour_breaks)
+            clock.run_due()
+            if stop.kind == "breakpoint":
+                if not honour_breaks:
+                    continue  # only a temporary stop: the step goes on
+                return self._breakpoint_event(stop.address)
+            if stop.kind == "watch":
+                if honour_breaks and self._watch_event is not None:
+                    return self._watch_event
+                continue
+            if stop.kind == "machine":
+                event = self._machine_stop(stop.result, target, honour_breaks)
+                if event is not None:
+                    return event
+            if self.checkpoint_every and self.instructions % self.checkpoint_every == 0 and not self._idle_pending:
+                self._checkpoint()
+
+    def _machine_stop(self, result: RunResult, target: int | None, honour_breaks: bool) -> Event | None:
+        machine = self.machine
+        if result.reason == StopReason.HALT and target is not None and self.instructions >= target:
+            self._idle_pending = True  # idle on the next run, so that stops land alike
+            return Event("done")
+        before = machine.stages.current
+        machine._handle(result, False, 0, 0)
+        if machine.exit is not None:
+            return self._finish(machine.exit)
+        stage = machine.stages.current
+        if stage != before and honour_breaks:
+            for bp in self.breakpoints:
+                if bp.kind == "stage" and bp.value == stage:
+                    t = machine.stages.timeline[-1]
+                    return Event("stage", f"stage {stage} at insn {t.instructions:,} ({bp.describe()})", bp)
+        return None
+
+    def _breakpoint_event(self, address: int | None) -> Event:
+        for bp in self.breakpoints:
+            if bp.kind == "addr" and bp.value == address:
+                return Event("breakpoint", f"breakpoint {bp.describe()}", bp)
+        return Event("breakpoint", f"stopped at {address:#x}")
+
+    def _finish(self, exit_) -> Event:
+        from vmm.cli import describe_fault
+
+        text = f"machine stopped: {exit_.reason}"
+        if exit_.reason == "exit-port":
+            text = f"guest exit status {exit_.status}"
+        elif exit_.detail:
+            text += f" ({exit_.detail})"
+        if exit_.fault_chain:
+            text += "; the faults that led to it:\n" + "\n".join(
+                f"  {describe_fault(v, e, pc)}" for v, e, pc in exit_.fault_chain[-3:])  # fmt: skip
+        self.finished = Event("exit", text)
+        return self.finished
+
+    def _note_stop(self) -> None:
+        if not self._stops or self._stops[-1] != self.instructions:
+            self._stops.append(self.instructions)
+
+    # ---- checkpoints and going back ----
+
+    def _checkpoint(self) -> None:
+        if self.instructions in self._checkpoints:
+            return  # a replay passing an existing checkpoint: the same state
+        state = self.machine.save_state(with_ram=False)
+        ram = self.machine.memory.view
+        pool = self._page_pool
+        pages = []
+        for offset in range(0, self.machine.memory.size, PAGE):
+            page = bytes(ram[offset : offset + PAGE])
+            pages.append(pool.setdefault(page, page))
+        self._checkpoints[self.instructions] = _Checkpoint(state, pages, self._idle_pending)
+        if len(self._checkpoints) > self.max_checkpoints:
+            oldest = sorted(self._checkpoints)[1]  # keep the first: every replay can start there
+            del self._checkpoints[oldest]
+            self._page_pool = {}
+            for cp in self._checkpoints.values():
+                for page in cp.pages:
+                    self._page_pool.setdefault(page, page)
+
+    def back(self, count: int = 1) -> Event:
+        target = self.instructions - count
+        if target < 0:
+            raise DebugError(f"cannot go back {count:,} instructions: only {self.instructions:,} ran")
+        return self.goto(target)
+
+    def goto(self, target: int) -> Event:
+        """Restore the nearest checkpoint at or before ``target`` and replay to it."""
+        if not self.checkpoint_every:
+            raise DebugError("reverse execution needs checkpoints (they are off)")
+        starts = [c for c in self._checkpoints if c <= target]
+        if not starts:
+            raise DebugError(f"no checkpoint at or before instruction {target:,}")
+        start = max(starts)
+        cp = self._checkpoints[start]
+        state = cp.state
+        state.ram = b"".join(cp.pages)
+        self.machine.load_state(state)
+        state.ram = None
+        self._idle_pending = cp.idle_pending
+        self.finished = None
+        self.machine.exit = None
+        self._watch_values = self._register_values()
+        self._last_mode = self.state().mode
+        self._interrupts_seen = self._interrupt_total()
+        # Replay through the same stops the forward run made, so block starts coincide.
+        stops = [s for s in self._stops if start < s < target]
+        for stop in stops:
+            self._loop(stop, honour_breaks=False)
+        event = self._loop(target, honour_breaks=False)
+        self._stops = [s for s in self._stops if s <= target]
+        # Forward from here the stops may differ: later checkpoints would not be reached.
+        for later in [c for c in self._checkpoints if c > target]:
+            del self._checkpoints[later]
+        self._note_stop()
+        if event.kind == "done":
+            event.text = f"back at instruction {self.instructions:,}"
+        return event
+
+    def close(self) -> None:
+        self.cpu.close()
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return "base=" + hex(value[0]) + " limit=" + hex(value[1])
+    return hex(value) if isinstance(value, int) else str(value)

@@ -278,6 +278,11 @@ def _run(args: argparse.Namespace, bundle) -> int:
             gdb = serve_gdb(machine, args.gdb, wait=args.wait)
         deadline = None if max_insns is None else machine.cpu.instructions + max_insns
         while True:
+            if gdb is not None:
+                # gdb drives the machine: serve() returns when gdb detaches (the run
+                # then goes on to the end) or kills it, or when the guest ends.
+                result = gdb.serve()
+                break
             left = None if deadline is None else max(0, deadline - machine.cpu.instructions)
             result = machine.run(max_instructions=left, timeout=args.timeout,
                                  pace=pace,

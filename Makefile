@@ -10,7 +10,7 @@ DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps venv firmware guests run test bench lint clean
+.PHONY: all setup system-deps venv firmware guests test-images run test bench lint clean
 
 all: setup firmware guests
 
@@ -53,10 +53,14 @@ $(TOYOS_BUNDLE): guests/build/toyos.img guests/build/kernel.elf
 run: all
 	$(BIN)/vmm run $(DEFAULT_GUEST) --stages
 
-test: all
+# The BIOS test boot sectors (tests/bios/*.S) as disk images in firmware/build/tests/.
+test-images: setup firmware
+	$(BIN)/python -m tests.bios.build
+
+test: all test-images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: all
+bench: all test-images
 	$(BIN)/python -m bench
 
 lint: setup

@@ -57,6 +57,7 @@ class UnicornDebug:
         self._block_hook: int | None = None
         self._block_watch: Callable[[int], bool] | None = None
         self._watch_stop = False
+        self._counted_blocks = False
         self.armed = True  # False: breakpoints and the block watch let everything run
 
     # ---- breakpoints ----
@@ -159,6 +160,10 @@ class UnicornDebug:
 
     def _run_blocks(self, budget: int) -> DebugStop | None:
         self._hit = None
+        if self._counted_blocks:
+            # Blocks translated with the counting hook would keep calling it.
+            self._counted_blocks = False
+            self._flush()
         result = self.cpu.run(max(1, budget))
         if self._hit is not None:
             return self._take_hit()
@@ -170,6 +175,10 @@ class UnicornDebug:
         """Unicorn's counting mode (mirrors UnicornCpu.step, but an early stop — a
         breakpoint, HLT, a device's stop request — keeps the count of what really ran)."""
         cpu, g = self.cpu, self.cpu._g
+        # Unicorn adds its counting hook without dropping blocks translated before: a
+        # cached loop would run on uncounted. Translate afresh with the hook.
+        self._flush()
+        self._counted_blocks = True
         before = g.insns
         g.deadline = 0xFFFFFFFFFFFFFFFF
         g.stop_reason = lib.VMM_STOP_NONE

@@ -280,3 +280,13 @@ def test_refuses_another_unicorn_version(monkeypatch):
     monkeypatch.setattr(unicorn, "__version__", "2.0.0")
     with pytest.raises(CpuError, match="vmm needs unicorn 2.1.4 .* found 2.0.0"):
         make_cpu(LOOP)
+
+
+def test_step_after_a_run_still_stops_after_n_instructions():
+    # The loop's blocks are translated (without Unicorn's counting hook) by the first run;
+    # a later step(N) must still retire exactly N instructions.
+    cpu, _, _ = make_cpu(LOOP)
+    cpu.run(1001)
+    before = cpu.get_state().gprs["rcx"]
+    cpu.step(200)
+    assert cpu.get_state().gprs["rcx"] == before - 100  # dec/jnz: two instructions an iteration

@@ -231,6 +231,9 @@ class UnicornCpu:
         g.stop_reason = lib.VMM_STOP_NONE
         g.delivering = -1
         eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
+        # Blocks translated before lack Unicorn's counting hook (a cached loop would run
+        # on past the count), and blocks translated now keep calling it: flush both ways.
+        self._uc.ctl_flush_tb()
         self._running = True
         try:
             self._uc.emu_start(eip, 0, count=count)
@@ -240,6 +243,7 @@ class UnicornCpu:
         finally:
             self._running = False
             g.deadline = g.insns
+            self._uc.ctl_flush_tb()
         if self._a20_pending is not None:
             self._apply_a20()
         if self._error is not None:

@@ -118,6 +118,8 @@ class KvmCpu:
         self._run_map = ffi.NULL
         self._vcpu_struct = None
         self._slots: list[_Slot] = []
+        self._a20_slot: int | None = None
+        self._ram_address = 0
         self._kvm = open_kvm(device)
         self._fds.append(self._kvm)
         try:
@@ -199,7 +201,9 @@ class KvmCpu:
             rams = _ram_around(self.memory.size, [(base, _page_up(len(data))) for base, data, _ in roms])
         slot_ranges = []
         for base, size, offset in rams:
-            slot_ranges.append((base, size, ram_base + offset, False))
+            # The 64 KiB above 1 MiB get a slot of their own: the A20 gate re-points it.
+            for start, end in _split_at(base, base + size, (A20_WINDOW, A20_WINDOW + A20_WINDOW_SIZE)):
+                slot_ranges.append((start, end - start, ram_base + offset + (start - base), False))
         for base, data, read_only in roms:
             if base % PAGE:
                 raise ValueError(f"ROM at {base:#x} is not page-aligned")
@@ -220,6 +224,9 @@ class KvmCpu:
             self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_SET_USER_MEMORY_REGION, region),
                         f"map guest memory {base:#x}+{size:#x}")  # fmt: skip
             self._slots.append(_Slot(base, size, host, read_only))
+            if base == A20_WINDOW and size == A20_WINDOW_SIZE:
+                self._a20_slot = index
+        self._ram_address = ram_base
 
     @staticmethod
     def _buffer_address(buffer) -> int:
@@ -297,8 +304,23 @@ class KvmCpu:
         """Nothing to do: the guest TSC follows the host's clock on KVM."""
 
     def set_a20(self, enabled: bool) -> None:
-        """Recorded only: KVM has no A20 gate (QEMU on KVM does not mask A20 either)."""
-        self._a20 = bool(enabled)
+        """KVM has no A20 gate: like the Unicorn backend, vmm shows what real-mode code can
+        see of it by re-pointing the slot of the 64 KiB above 1 MiB at the first 64 KiB.
+        Called from an exit handler, between KVM_RUN calls, when slots may change."""
+        enabled = bool(enabled)
+        if enabled == self._a20:
+            return
+        self._a20 = enabled
+        if self._a20_slot is None:
+            return
+        region = ffi.new("struct kvm_userspace_memory_region *")
+        region.slot = self._a20_slot
+        region.guest_phys_addr = A20_WINDOW
+        region.memory_size = 0  # delete, then map again: KVM cannot move a slot's host memory
+        self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_SET_USER_MEMORY_REGION, region), "unmap the A20 window")
+        region.memory_size = A20_WINDOW_SIZE
+        region.userspace_addr = self._ram_address + (A20_WINDOW if enabled else 0)
+        self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_SET_USER_MEMORY_REGION, region), "map the A20 window")
 
     def run(self, max_instructions: int) -> RunResult:
         deadline = self.instructions + max(1, max_instructions)
@@ -564,7 +586,7 @@ class KvmCpu:
         if self._has_events:
             self._write_events(state)
         self._halted = state.halted
-        self._a20 = state.a20_enabled
+        self.set_a20(state.a20_enabled)
         # Stale exit information must not drive the next injection.
         self._run.ready_for_interrupt_injection = 0
         self._run.request_interrupt_window = 0
@@ -667,6 +689,18 @@ class KvmCpu:
 
 def _page_up(size: int) -> int:
     return -(-size // PAGE) * PAGE
+
+
+A20_WINDOW = 0x100000
+A20_WINDOW_SIZE = 0x10000
+
+
+def _split_at(start: int, end: int, cut: tuple[int, int]) -> list[tuple[int, int]]:
+    """[start, end) split so that ``cut`` (when it lies inside) is a piece of its own."""
+    lo, hi = cut
+    if not (start <= lo and hi <= end):
+        return [(start, end)]
+    return [(a, b) for a, b in ((start, lo), (lo, hi), (hi, end)) if b > a]
 
 
 def _ram_around(ram_size: int, holes: list[tuple[int, int]]) -> list[tuple[int, int, int]]:

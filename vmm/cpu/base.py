@@ -42,6 +42,12 @@ class Platform(Protocol):
         ...
 
 
+# With the A20 gate off, real-mode code sees these 64 KiB above 1 MiB (FFFF:0010 and up)
+# wrap to the first 64 KiB; both backends emulate the gate by re-mapping this window.
+A20_WINDOW = 0x100000
+A20_WINDOW_SIZE = 0x10000
+
+
 class StopReason(enum.Enum):
     DEADLINE = "deadline"  # ran the instruction budget it was given
     HALT = "halt"  # HLT with no interrupt pending

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vmm.cpu.base import Platform, RunResult, StopReason
+from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE, Platform, RunResult, StopReason
 from vmm.cpu.kvm_probe import _bindings, open_kvm
 from vmm.cpu.state import (
     ATTR_AVL,
@@ -689,10 +689,6 @@ class KvmCpu:
 
 def _page_up(size: int) -> int:
     return -(-size // PAGE) * PAGE
-
-
-A20_WINDOW = 0x100000
-A20_WINDOW_SIZE = 0x10000
 
 
 def _split_at(start: int, end: int, cut: tuple[int, int]) -> list[tuple[int, int]]:

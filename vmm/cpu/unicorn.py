@@ -20,7 +20,7 @@ from unicorn import UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
-from vmm.cpu.base import PhysRegion, Platform, RunResult, StopReason
+from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE, PhysRegion, Platform, RunResult, StopReason
 from vmm.cpu.state import (
     GPR_NAMES,
     MSR_EFER,
@@ -41,7 +41,6 @@ except ImportError as exc:  # pragma: no cover - a broken install
     ) from exc
 
 REQUIRED_UNICORN = "2.1.4"
-A20_WINDOW_END = 0x110000
 TSC_MHZ = 1000  # the virtual TSC ticks at 1 GHz
 
 _GPR_IDS = [getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES]
@@ -309,11 +308,11 @@ class UnicornCpu:
         if enabled is None or enabled == self._a20:
             return
         self._a20 = enabled
-        if self.memory.size < A20_WINDOW_END:
+        if self.memory.size < A20_WINDOW + A20_WINDOW_SIZE:
             return
-        self._uc.mem_unmap(0x100000, 0x10000)
-        target = 0x100000 if enabled else 0
-        self._uc.mem_map_ptr(0x100000, 0x10000, ucc.UC_PROT_ALL, self._ram_address + target)
+        self._uc.mem_unmap(A20_WINDOW, A20_WINDOW_SIZE)
+        target = A20_WINDOW if enabled else 0
+        self._uc.mem_map_ptr(A20_WINDOW, A20_WINDOW_SIZE, ucc.UC_PROT_ALL, self._ram_address + target)
         self._uc.ctl_flush_tb()
         lib.vmm_flush_icount(self._g)
 

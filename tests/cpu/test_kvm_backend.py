@@ -440,7 +440,9 @@ def _probe():
 
         kvm_probe._bindings()
     except BackendUnavailable as exc:
-        pytest.skip(str(exc))
+        from tests.conftest import _missing
+
+        _missing(f"vmm's KVM bindings ({exc})")
     return kvm_probe
 
 

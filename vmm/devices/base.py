@@ -8,19 +8,20 @@ with the same wiring, after which the device behaves identically (DESIGN.md prin
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 
-class Device:
+class Device(ABC):
     """Base class: a named piece of hardware with resettable, saveable state."""
 
     name = "device"
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 - optional: nothing to do by default
         """Return to the power-on state."""
 
-    def save(self) -> dict[str, Any]:
-        raise NotImplementedError(f"{type(self).__name__} must implement save()")
+    @abstractmethod
+    def save(self) -> dict[str, Any]: ...
 
-    def restore(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement restore()")
+    @abstractmethod
+    def restore(self, state: dict[str, Any]) -> None: ...

@@ -8,6 +8,7 @@ hardware's error status, never a traceback).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 from vmm.errors import DiskError
@@ -15,25 +16,25 @@ from vmm.errors import DiskError
 SECTOR_SIZE = 512
 
 
-class BlockDevice:
+class BlockDevice(ABC):
     sector_size = SECTOR_SIZE
     read_only = False
 
     @property
+    @abstractmethod
     def capacity(self) -> int:
         """Number of sectors."""
-        raise NotImplementedError
 
-    def read(self, lba: int, count: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, lba: int, count: int) -> bytes: ...
 
-    def write(self, lba: int, data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def write(self, lba: int, data: bytes) -> None: ...
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional: nothing to do by default
         """Make every completed write durable."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: nothing to do by default
         """Flush and release the files."""
 
     def data_ranges(self) -> Iterator[tuple[int, int]]:

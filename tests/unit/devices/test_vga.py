@@ -127,7 +127,9 @@ def test_screenshot_png_fallback_blocks(memory: GuestMemory, tmp_path: Path, mon
 def test_psf_font_found_and_maps_cp437() -> None:
     font = vga_module.host_font()
     if font is None:
-        pytest.skip("no console font on this host (Debian package console-setup-linux)")
+        from tests.conftest import _missing
+
+        _missing("a console font (Debian package console-setup-linux, installed by make)")
     assert font.glyphs[ord("A")] != font.glyphs[ord("B")]
     assert any(font.glyphs[0xDB])  # the full block has pixels
     assert not any(font.glyphs[0x20])

@@ -167,6 +167,9 @@ class ZeroDevice(BlockDevice):
         self.check_range(lba, count)
         return bytes(count * SECTOR_SIZE)
 
+    def write(self, lba: int, data: bytes) -> None:
+        raise DiskError("a disk of zeros is read-only")
+
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         return iter(())
 

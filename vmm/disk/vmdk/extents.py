@@ -13,6 +13,7 @@ reads, and ``vmm disk check`` counts it as leaked space, not damage.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
 from vmm.disk.base import SECTOR_SIZE
@@ -24,7 +25,7 @@ from vmm.errors import DiskError
 Backing = Callable[[int, int], bytes]
 
 
-class Extent:
+class Extent(ABC):
     """One extent line: ``sectors`` long, ``filename`` (None for ZERO), ``access`` RW/RDONLY/NOACCESS."""
 
     kind = ""
@@ -36,11 +37,11 @@ class Extent:
         self.sectors = line.sectors
         self.access = line.access
 
-    def read(self, sector: int, count: int, backing: Backing) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, sector: int, count: int, backing: Backing) -> bytes: ...
 
-    def write(self, sector: int, data: bytes, backing: Backing) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def write(self, sector: int, data: bytes, backing: Backing) -> None: ...
 
     def own_ranges(self) -> Iterator[tuple[int, int]]:
         """(sector, count) runs this extent holds itself (not falling through to a parent)."""

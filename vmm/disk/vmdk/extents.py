@@ -50,10 +50,10 @@ class Extent(ABC):
     def allocated_bytes(self) -> int:
         return self.sectors * SECTOR_SIZE
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - extents without a file have nothing to flush
         pass
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nor anything to close
         pass
 
     def describe(self) -> dict[str, object]:

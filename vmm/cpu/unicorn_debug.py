@@ -7,6 +7,21 @@ in the middle of a block has therefore counted the block's tail, which never ran
 tail is exactly the translated block that starts at the breakpoint (both end at the same
 branch), so its instruction count, from Unicorn's TB cache, is what is taken back.
 
+Watchpoints protect the guest-physical 4 KiB pages holding the watched range
+(``mem_protect``: write and/or read permission removed) and hook
+``UC_HOOK_MEM_WRITE_PROT`` / ``UC_HOOK_MEM_READ_PROT``, so accesses to other pages run at
+full speed (a ``UC_HOOK_MEM_WRITE`` on all memory slows every write ~20x). What Unicorn
+2.1.4 does with the hook's answer (checked on a small guest): ``False`` fails
+``emu_start`` with UC_ERR_WRITE_PROT; ``True`` drops the access and goes on (the store is
+lost); ``True`` after ``emu_stop()`` stops *before* the accessing instruction, EIP at it,
+memory unchanged. The last is what is used: the block's tail is taken back from the count
+as for a breakpoint, then that one instruction runs with the page unprotected (counting
+mode, exact) and the page is protected again. An access outside the watched range (same
+page) goes on that way without stopping; one inside it is reported after it ran.
+Unicorn re-checks protection only on a softmmu TLB miss, and a store fills the entry for
+loads as well (checked: a read-protected page written first then read is read without the
+hook), so a read watch also removes write permission; ``mem_protect`` flushes the TLB.
+
 ``run_exact(n)`` retires exactly ``n`` instructions (or stops earlier at a breakpoint, a
 halt or a machine event): whole blocks until the end is near, then Unicorn's counting
 mode for the last few hundred, which instruments every instruction and so stays short.
@@ -33,6 +48,7 @@ HF_VM = 1 << 17
 # A block never holds more than 512 instructions (TCG_MAX_INSNS): counting mode for the
 # last stretch before an exact target keeps the whole-block overshoot out of it.
 COUNTED_TAIL = 600
+PAGE = 4096
 
 
 @dataclass
@@ -44,6 +60,29 @@ class DebugStop:
     kind: str
     address: int | None = None
     result: RunResult | None = None
+    access: MemoryAccess | None = None
+
+
+@dataclass(frozen=True)
+class WatchRange:
+    """A watched linear range and the physical pages protected for it."""
+
+    start: int
+    length: int
+    access: str  # r | w | rw
+    pages: tuple[int, ...]
+
+
+@dataclass
+class MemoryAccess:
+    """A watched access, seen before the instruction ran (``old``) and after (``new``)."""
+
+    kind: str  # read | write
+    address: int  # linear
+    size: int
+    pc: int  # linear address of the accessing instruction
+    old: bytes = b""
+    new: bytes = b""
 
 
 class UnicornDebug:
@@ -59,6 +98,12 @@ class UnicornDebug:
         self._watch_stop = False
         self._counted_blocks = False
         self.armed = True  # False: breakpoints and the block watch let everything run
+        self._watches: list[WatchRange] = []
+        self._protected: dict[int, int] = {}  # physical page -> Unicorn permissions
+        self._prot_hooks: list[int] = []
+        self._access: MemoryAccess | None = None
+        self._access_watched = False
+        self.read_physical: Callable[[int, int], bytes] | None = None
 
     # ---- breakpoints ----
 
@@ -118,6 +163,93 @@ class UnicornDebug:
             self._watch_stop = True
             uc.emu_stop()
 
+    # ---- watchpoints (page protection) ----
+
+    @property
+    def watchpoints(self) -> list[WatchRange]:
+        return list(self._watches)
+
+    def set_watchpoints(self, watches: list[WatchRange]) -> None:
+        """Protect exactly the pages these ranges need (and unprotect the others)."""
+        self._watches = list(watches)
+        wanted: dict[int, int] = {}
+        for w in watches:
+            for page in w.pages:
+                perms = wanted.get(page, ucc.UC_PROT_ALL)
+                if "w" in w.access:
+                    perms &= ~ucc.UC_PROT_WRITE
+                if "r" in w.access:
+                    # A store fills the softmmu TLB entry for loads too, and Unicorn checks
+                    # UC_PROT_READ only on a TLB miss: a read watch must trap stores too.
+                    perms &= ~(ucc.UC_PROT_READ | ucc.UC_PROT_WRITE)
+                wanted[page] = perms
+        uc = self.cpu._uc
+        for page in set(self._protected) - set(wanted):
+            uc.mem_protect(page, PAGE, ucc.UC_PROT_ALL)
+        self._protected = wanted
+        self._protect()
+        if wanted and not self._prot_hooks:
+            self._prot_hooks = [uc.hook_add(ucc.UC_HOOK_MEM_WRITE_PROT, self._on_prot),
+                                uc.hook_add(ucc.UC_HOOK_MEM_READ_PROT, self._on_prot)]  # fmt: skip
+        elif not wanted:
+            for handle in self._prot_hooks:
+                uc.hook_del(handle)
+            self._prot_hooks = []
+
+    def _protect(self, perms: int | None = None) -> None:
+        for page, wanted in self._protected.items():
+            self.cpu._uc.mem_protect(page, PAGE, wanted if perms is None else perms)
+
+    def _on_prot(self, uc, access: int, address: int, size: int, _value: int, _data) -> bool:
+        if self._access is not None:
+            return True  # already stopping before an earlier instruction
+        kind = "write" if access == ucc.UC_MEM_WRITE_PROT else "read"
+        watched = self.armed and any(
+            w.start < address + size and address < w.start + w.length and kind[0] in w.access
+            for w in self._watches)  # fmt: skip
+        pc = self.cpu.get_state().pc
+        self._access = MemoryAccess(kind, address, size, pc)
+        self._access_watched = watched
+        self._hit_insns = self.cpu._g.insns
+        uc.emu_stop()
+        return True  # with emu_stop: stop before this instruction (see the module docstring)
+
+    def _take_access(self, target: int, pending: RunResult | None) -> DebugStop | None:
+        """The CPU stopped before an instruction touching a protected page: run it with
+        the pages open unless the target is reached; a watched access stops the run.
+        ``pending`` is a stop the machine asked for in the same block: it comes first
+        (the access is met again when the run resumes)."""
+        access, self._access = self._access, None
+        self.cpu._g.insns = self._hit_insns - self._block_icount(access.pc)
+        if pending is not None:
+            return DebugStop("machine", result=pending)
+        if self.cpu.instructions >= target:
+            return DebugStop("done")
+        read = self.read_physical
+        if self._access_watched and read is not None:
+            access.old = self._read_linear(access.address, access.size)
+        # Breakpoints stay quiet for this one instruction: it is already under way.
+        armed, self.armed = self.armed, False
+        self._protect(ucc.UC_PROT_ALL)
+        try:
+            stop = self._run_counted(1)
+        finally:
+            self._protect()
+            self.armed = armed
+        if stop is not None:
+            return stop
+        if self._access_watched:
+            if read is not None:
+                access.new = self._read_linear(access.address, access.size)
+            return DebugStop("watchpoint", access.pc, access=access)
+        return None
+
+    def _read_linear(self, address: int, size: int) -> bytes:
+        try:
+            return self.read_physical(address, size)
+        except Exception:  # noqa: BLE001 - an unreadable value is shown as absent, not fatal
+            return b""
+
     def hflags(self) -> int:
         return lib.vmm_get_env_u64(self.cpu._g, lib.VMM_ENV_HFLAGS)
 
@@ -130,10 +262,14 @@ class UnicornDebug:
         target = self.cpu.instructions + count
         while target - self.cpu.instructions > COUNTED_TAIL:
             stop = self._run_blocks(target - self.cpu.instructions - COUNTED_TAIL)
+            if stop is not None and stop.kind == "access":
+                stop = self._take_access(target, stop.result)
             if stop is not None:
                 return stop
         while self.cpu.instructions < target:
             stop = self._run_counted(target - self.cpu.instructions)
+            if stop is not None and stop.kind == "access":
+                stop = self._take_access(target, stop.result)
             if stop is not None:
                 return stop
         return DebugStop("done")
@@ -165,6 +301,8 @@ class UnicornDebug:
             self._counted_blocks = False
             self._flush()
         result = self.cpu.run(max(1, budget))
+        if self._access is not None:
+            return DebugStop("access", result=None if result.reason == StopReason.HALT else result)
         if self._hit is not None:
             return self._take_hit()
         if result.reason == StopReason.DEADLINE:
@@ -199,6 +337,9 @@ class UnicornDebug:
             cpu._apply_a20()
         if cpu._error is not None:
             cpu._take_error()
+        if self._access is not None:
+            pending = g.stop_reason in (lib.VMM_STOP_REQUESTED, lib.VMM_STOP_USER)
+            return DebugStop("access", result=RunResult(StopReason.REQUESTED) if pending else None)
         if self._hit is not None:
             return self._take_hit()
         # Whole-block counting overshoots only in the last block: what ran is the
@@ -230,3 +371,4 @@ class UnicornDebug:
             uc.hook_del(handle)
         self._hooks.clear()
         self.set_block_watch(None)
+        self.set_watchpoints([])

@@ -26,6 +26,9 @@ break stage NAME      firmware, bootloader, kernel, init
 break mode NAME       real, protected, long, compat
 break cr0|cr4|efer|gdt|idt     break when that register or table changes
 break vector N        break on entry to an exception/interrupt handler
+break port N          stop after an IN/OUT to I/O port N
+watch ADDR [LEN] [r|w|rw]      stop after a write (w, default), read (r) or either (rw)
+                      touches LEN bytes (default 4) at ADDR
 delete N | info breakpoints
 regs | gdt | idt | pagetable ADDR | stages | backtrace
 x/N[bwgi] ADDR        examine memory (bytes, 32-bit words, 64-bit giants, instructions)
@@ -156,11 +159,30 @@ class Commands:
             if not 0 <= vector <= 255:
                 raise CommandError("break vector needs a vector 0-255")
             bp = self.dbg.add("vector", vector, f"vector {vector:#x}")
+        elif kind == "port":
+            port = self._count(rest, -1) if rest else -1
+            if not 0 <= port <= 0xFFFF:
+                raise CommandError("break port needs a port 0-0xffff")
+            bp = self.dbg.add("port", port, f"port {port:#x}")
         else:
             addr = self.address(kind)
             name = self.dbg.symbols.name_for(addr) if self.dbg.symbols else None
             bp = self.dbg.add("addr", addr, f"at {addr:#x}" + (f" <{name}>" if name else ""))
         return f"breakpoint {bp.describe()}"
+
+    def cmd_watch(self, args: list[str]) -> str:
+        if not args:
+            raise CommandError("watch needs an address: watch ADDR [LEN] [r|w|rw]")
+        addr = self.address(args[0])
+        rest = args[1:]
+        access = "w"
+        if rest and rest[-1] in ("r", "w", "rw", "wr"):
+            access = "rw" if len(rest[-1]) == 2 else rest[-1]
+            rest = rest[:-1]
+        length = self._count(rest, 4)
+        label = {"w": "write", "r": "read", "rw": "access"}[access]
+        bp = self.dbg.add("watch", (addr, length, access), f"watch {label} {addr:#x} len {length}")
+        return f"watchpoint {bp.describe()}"
 
     def cmd_delete(self, args: list[str]) -> str:
         return f"deleted {self.dbg.delete(self._count(args, 0)).describe()}"
@@ -263,7 +285,7 @@ class Commands:
         "next": cmd_next, "n": cmd_next,
         "continue": cmd_continue, "c": cmd_continue, "cont": cmd_continue,
         "until": cmd_until, "back": cmd_back, "reverse-step": cmd_back,
-        "break": cmd_break, "b": cmd_break, "delete": cmd_delete, "info": cmd_info,
+        "break": cmd_break, "b": cmd_break, "watch": cmd_watch, "delete": cmd_delete, "info": cmd_info,
         "regs": cmd_regs, "registers": cmd_regs, "gdt": cmd_gdt, "idt": cmd_idt,
         "pagetable": cmd_pagetable, "disas": cmd_disas, "stages": cmd_stages,
         "backtrace": cmd_backtrace, "bt": cmd_backtrace, "status": cmd_status,

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from vmm.cpu.base import RunResult, StopReason
-from vmm.debug.paging import PhysicalReader
+from vmm.debug.paging import PageFault, PhysicalReader, read_linear, translate
 from vmm.debug.symbols import Symbols
 from vmm.errors import VmmError
 
@@ -31,8 +31,8 @@ class DebugError(VmmError):
 @dataclass
 class Breakpoint:
     number: int
-    kind: str  # addr | stage | mode | reg | vector | port
-    value: int | str
+    kind: str  # addr | stage | mode | reg | vector | port | watch
+    value: int | str | tuple
     label: str
 
     def describe(self) -> str:
@@ -43,9 +43,10 @@ class Breakpoint:
 class Event:
     """Why the debugger stopped, as a line a user reads."""
 
-    kind: str  # done | breakpoint | stage | mode | reg | vector | port | exit | error
+    kind: str  # done | breakpoint | stage | mode | reg | vector | port | watch | exit | error
     text: str = ""
     breakpoint: Breakpoint | None = None
+    access: object | None = None  # MemoryAccess for a watchpoint
 
 
 @dataclass
@@ -71,6 +72,9 @@ class Debugger:
             raise DebugError("the debugger needs the Unicorn backend (--accel unicorn)")
         self.cpu = UnicornDebug(self.machine.cpu)
         self.reader = PhysicalReader(self.machine)
+        self.cpu.read_physical = lambda addr, size: read_linear(self.reader, self.state(), addr, size)
+        self._port_event: Event | None = None
+        self._port_wrapped = False
         self._next_number = 1
         self._idle_pending = False
         self._checkpoints: dict[int, _Checkpoint] = {}
@@ -104,7 +108,14 @@ class Debugger:
         self.breakpoints.append(bp)
         if kind == "addr":
             self.cpu.add_breakpoint(int(value))
+        try:
+            self._rearm_memory()
+        except PageFault:
+            self.breakpoints.remove(bp)
+            raise
         self._rearm_watch()
+        if kind == "port":
+            self._wrap_io()
         return bp
 
     def delete(self, number: int) -> Breakpoint:
@@ -113,9 +124,89 @@ class Debugger:
                 self.breakpoints.remove(bp)
                 if bp.kind == "addr" and not any(b.kind == "addr" and b.value == bp.value for b in self.breakpoints):
                     self.cpu.remove_breakpoint(int(bp.value))
+                self._rearm_memory()
                 self._rearm_watch()
                 return bp
         raise DebugError(f"no breakpoint #{number}")
+
+    def _rearm_memory(self) -> None:
+        """Protect the physical pages under the watched linear ranges, translated now
+        (through the page tables as they are: a watch set before paging changes keeps
+        the physical page it was set on)."""
+        from vmm.cpu.unicorn_debug import WatchRange
+
+        state = self.state()
+        ranges = []
+        for bp in self.breakpoints:
+            if bp.kind != "watch":
+                continue
+            start, length, access = bp.value
+            pages = set()
+            for linear in range(start & ~(PAGE - 1), start + length, PAGE):
+                phys = translate(self.reader, state, linear) & ~(PAGE - 1)
+                if not self.reader.memory.contains(phys, PAGE):
+                    raise DebugError(f"{linear:#x} is not in RAM (physical {phys:#x}): cannot watch it")
+                pages.add(phys)
+            ranges.append(WatchRange(start, length, access, tuple(sorted(pages))))
+        self.cpu.set_watchpoints(ranges)
+
+    def _wrap_io(self) -> None:
+        """``break port``: the machine's I/O entry points, wrapped on this instance, ask
+        the CPU to stop after a watched port's IN/OUT (at the end of that translated
+        block: Unicorn checks emu_stop there, unicorn-notes.md item 9)."""
+        if self._port_wrapped:
+            return
+        machine = self.machine
+        io_read, io_write = machine.io_read, machine.io_write
+
+        def watched_read(port: int, size: int) -> int:
+            value = io_read(port, size)
+            self._port_access("in", port, size, value)
+            return value
+
+        def watched_write(port: int, size: int, value: int) -> None:
+            io_write(port, size, value)
+            self._port_access("out", port, size, value)
+
+        machine.io_read, machine.io_write = watched_read, watched_write
+        self._port_wrapped = True
+
+    def _port_access(self, direction: str, port: int, size: int, value: int) -> None:
+        if not self.cpu.armed or self._port_event is not None:
+            return
+        for bp in self.breakpoints:
+            if bp.kind == "port" and bp.value == port:
+                pc = self.state().pc
+                text = (f"port {port:#x}: {direction} of {size} byte{'s' if size > 1 else ''}, "
+                        f"value {value:#x}, by {self._format_at(pc)} ({bp.describe()})")  # fmt: skip
+                self._port_event = Event("port", text, bp)
+                self.machine.cpu.request_stop()
+                return
+
+    def _format_at(self, linear: int) -> str:
+        state = self.state()
+        if state.mode in ("real", "vm86"):
+            cs = state.segments["cs"]
+            return f"{cs.selector:04x}:{(linear - cs.base) & 0xFFFF:04x}"
+        return f"{linear:#x}"
+
+    def _watch_hit_event(self, access) -> Event:
+        for bp in self.breakpoints:
+            if bp.kind != "watch":
+                continue
+            start, length, mode = bp.value
+            if start < access.address + access.size and access.address < start + length and access.kind[0] in mode:
+                break
+        else:
+            bp = None
+        what = f"{access.kind} of {access.size} byte{'s' if access.size > 1 else ''} at {access.address:#x}"
+        if access.kind == "write" and access.old and access.new:
+            old, new = (int.from_bytes(v, "little") for v in (access.old, access.new))
+            what += f" (old {old:#x}, new {new:#x})"
+        elif access.new:
+            what += f" (value {int.from_bytes(access.new, 'little'):#x})"
+        number = f" {bp.number}" if bp else ""
+        return Event("watch", f"watchpoint{number}: {what} by {self._format_at(access.pc)}", bp, access)
 
     def _rearm_watch(self) -> None:
         needs = any(bp.kind in ("mode", "reg", "vector") for bp in self.breakpoints)
@@ -247,8 +338,11 @@ class Debugger:
             if self.checkpoint_every:
                 limit = min(limit, (now // self.checkpoint_every + 1) * self.checkpoint_every)
             self._watch_event = None
+            self._port_event = None
             stop = self.cpu.run_exact(limit - now, armed=honour_breaks)
             clock.run_due()
+            if stop.kind == "watchpoint":
+                return self._watch_hit_event(stop.access)
             if stop.kind == "breakpoint":
                 if not honour_breaks:
                     continue  # only a temporary stop: the step goes on
@@ -258,7 +352,10 @@ class Debugger:
                     return self._watch_event
                 continue
             if stop.kind == "machine":
+                port_event, self._port_event = self._port_event, None
                 event = self._machine_stop(stop.result, target, honour_breaks)
+                if event is None and port_event is not None and honour_breaks:
+                    return port_event
                 if event is not None:
                     return event
             if self.checkpoint_every and self.instructions % self.checkpoint_every == 0 and not self._idle_pending:

@@ -5,7 +5,13 @@ Packets (GDB manual, appendix E "Remote Protocol"): ``?``, ``g``/``p`` (register
 vmm.debug.paging), ``s``, ``c`` (interrupted by Ctrl-C, 0x03), ``Z0``/``Z1`` and
 ``z0``/``z1`` (breakpoints: a Unicorn code hook each), ``qXfer:features:read`` (the
 target description), ``qRcmd`` (``monitor CMD`` runs vmm's debugger commands), ``D``
-and ``k``. Watchpoints (``Z2``-``Z4``) are answered as unsupported.
+and ``k``. Watchpoints ``Z2`` (write), ``Z3`` (read) and ``Z4`` (access) are vmm's
+page-protection watchpoints (vmm.cpu.unicorn_debug); a hit answers ``T05watch:ADDR;``
+(``rwatch``, ``awatch``) after the accessing instruction ran, as gdb expects of hardware
+watchpoints.
+
+Without ``--wait`` the guest runs while the stub listens; gdb connecting stops it where
+it is. With ``--wait`` it stays at reset until gdb connects.
 
 The target description is chosen when gdb connects: i386 while the CPU runs 16- or
 32-bit code, i386:x86-64 once it runs 64-bit code. The register layout then stays the
@@ -27,6 +33,8 @@ SIGTRAP = 5
 SIGINT = 2
 CONTINUE_CHUNK = 2_000_000  # instructions between looks for Ctrl-C
 SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
+WATCH_TYPES = {"2": "w", "3": "r", "4": "rw"}  # Z2 write, Z3 read, Z4 access
+STOP_NAMES = {"w": "watch", "r": "rwatch", "rw": "awatch"}
 X87 = ("fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop")
 
 
@@ -131,7 +139,9 @@ class GdbStub:
         from vmm.machine import MachineExit
 
         if self.conn is None:
-            self.accept()
+            ended = self._run_until_connect()
+            if ended is not None:
+                return ended
         while True:
             try:
                 packet = self.read_packet()
@@ -152,6 +162,18 @@ class GdbStub:
             if reply is not None:
                 self.send(reply)
             if self.dbg.finished is not None and packet[:1] in ("c", "s"):
+                return self.machine.exit
+
+    def _run_until_connect(self):
+        """Run the guest in chunks, looking for gdb between them; the guest's end
+        (a MachineExit) if it came first, else None with gdb connected."""
+        while True:
+            ready, _, _ = select.select([self.listener], [], [], 0)
+            if ready:
+                self.accept()
+                return None
+            event = self.dbg.cont(CONTINUE_CHUNK)
+            if event.kind == "exit":
                 return self.machine.exit
 
     def _run_free(self):
@@ -213,6 +235,17 @@ class GdbStub:
             else:
                 self.dbg.cpu.remove_breakpoint(addr)
             return "OK"
+        if kind in ("Z", "z") and packet[1:2] in WATCH_TYPES:
+            addr, length = (int(x, 16) for x in packet[3:].split(";")[0].split(",")[:2])
+            value = (addr, length, WATCH_TYPES[packet[1]])
+            if kind == "Z":
+                self.dbg.add("watch", value, f"gdb watch {value[2]} {addr:#x} len {length}")
+            else:
+                for bp in self.dbg.breakpoints:
+                    if bp.kind == "watch" and bp.value == value:
+                        self.dbg.delete(bp.number)
+                        break
+            return "OK"
         if kind == "s":
             event = self.dbg.step(1)
             return self.stop_reply(event)
@@ -232,6 +265,11 @@ class GdbStub:
         if event.kind == "exit":
             exit_ = self.machine.exit
             return f"W{(exit_.status if exit_ and exit_.reason == 'exit-port' else 0) & 0xFF:02x}"
+        if event.kind == "watch" and event.access is not None and event.breakpoint is not None:
+            start, _length, access = event.breakpoint.value
+            # gdb looks the address up among its watchpoints: name one inside this one.
+            address = max(start, event.access.address)
+            return f"T{SIGTRAP:02x}{STOP_NAMES[access]}:{address:x};"
         return f"S{SIGTRAP:02x}"
 
     # ---- registers ----
@@ -264,7 +302,8 @@ class GdbStub:
 
 
 def serve_gdb(machine, endpoint: str, wait: bool = False) -> GdbStub:
-    """Listen for gdb; with ``wait``, block until it connects (the machine waits at reset)."""
+    """Listen for gdb; with ``wait``, block until it connects (the machine waits at reset);
+    without, ``serve`` runs the guest until gdb connects or the guest ends."""
     stub = GdbStub(machine, endpoint)
     if wait:
         stub.accept()

@@ -1,5 +1,6 @@
 """Debugging speed, measured side by side in one run on a CPU-bound ROM loop: a plain
 run, the same run with a breakpoint armed (a code hook on one address never reached),
+the same run with a write watchpoint armed on a page the loop does not touch,
 `step N` in one batch, single steps, and the traced (per-instruction) path."""
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def main() -> None:
         dbg.cont(RUN)
         armed_ips = _rate(dbg.instructions, time.perf_counter() - t)
 
+        watched_machine = _machine(rom)
+        watched = Debugger(watched_machine, checkpoint_every=None)
+        watched.add("watch", (0x9000, 4, "w"), "unrelated page")
+        t = time.perf_counter()
+        watched.cont(RUN)
+        watch_ips = _rate(watched.instructions, time.perf_counter() - t)
+        watched.close()
+        watched_machine.close()
+
         start = dbg.instructions
         t = time.perf_counter()
         dbg.step(RUN)
@@ -73,6 +83,8 @@ def main() -> None:
     print(f"debug: plain run                 {plain_ips / 1e6:9.1f} M instructions/s")
     print(f"debug: breakpoint armed          {armed_ips / 1e6:9.1f} M instructions/s "
           f"(ratio to plain {armed_ips / plain_ips:.2f})")  # fmt: skip
+    print(f"debug: write watchpoint armed    {watch_ips / 1e6:9.1f} M instructions/s "
+          f"(ratio to plain {watch_ips / plain_ips:.2f})")  # fmt: skip
     print(f"debug: step {RUN:,} in one batch {batch_ips / 1e6:9.1f} M instructions/s "
           f"(ratio to plain {batch_ips / plain_ips:.2f})")  # fmt: skip
     print(f"debug: single steps              {single_ips / 1e3:9.1f} k steps/s")

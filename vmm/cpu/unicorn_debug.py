@@ -36,7 +36,8 @@ from unicorn import UcError
 from unicorn import unicorn_const as ucc
 
 from vmm.cpu.base import RunResult, StopReason
-from vmm.cpu.unicorn import UnicornCpu, lib
+from vmm.cpu.state import SEGMENT_NAMES
+from vmm.cpu.unicorn import UnicornCpu, ffi, lib
 
 # QEMU's hflags bits (target/i386/cpu.h): the mode as the translator sees it.
 HF_CPL_MASK = 3
@@ -104,6 +105,7 @@ class UnicornDebug:
         self._access: MemoryAccess | None = None
         self._access_watched = False
         self.read_physical: Callable[[int, int], bytes] | None = None
+        self._seg = ffi.new("struct vmm_seg *")
 
     # ---- breakpoints ----
 
@@ -207,12 +209,17 @@ class UnicornDebug:
         watched = self.armed and any(
             w.start < address + size and address < w.start + w.length and kind[0] in w.access
             for w in self._watches)  # fmt: skip
-        pc = self.cpu.get_state().pc
-        self._access = MemoryAccess(kind, address, size, pc)
+        self._access = MemoryAccess(kind, address, size, self._linear_pc())
         self._access_watched = watched
         self._hit_insns = self.cpu._g.insns
         uc.emu_stop()
         return True  # with emu_stop: stop before this instruction (see the module docstring)
+
+    def _linear_pc(self) -> int:
+        """CS base + EIP, as X86State.pc, without reading the whole state (~10x dearer)."""
+        g = self.cpu._g
+        lib.vmm_get_seg(g, SEGMENT_NAMES.index("cs"), self._seg)
+        return (self._seg.base + lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)) & 0xFFFFFFFFFFFFFFFF
 
     def _take_access(self, target: int, pending: RunResult | None) -> DebugStop | None:
         """The CPU stopped before an instruction touching a protected page: run it with

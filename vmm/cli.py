@@ -77,6 +77,8 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.memory_mb = parse_size(args.mem) // (1 << 20)
     if args.accel:
         config.accel = args.accel
+    if getattr(args, "irqchip", None):
+        config.irqchip = args.irqchip
     if getattr(args, "serial", None):
         config.serial = _serial_config(args.serial)
     if getattr(args, "realtime", False):
@@ -116,6 +118,8 @@ def _add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disk", metavar="IMG", action="append", help="a disk image (repeat for the slave)")
     p.add_argument("--mem", metavar="SIZE", help="guest RAM, e.g. 64M (default 64M)")
     p.add_argument("--accel", choices=["unicorn", "kvm", "auto"], help="CPU backend (default unicorn)")
+    p.add_argument("--irqchip", choices=["user", "kernel"],
+                   help="with --accel kvm: vmm's PIC and PIT (user, default) or KVM's in-kernel ones")  # fmt: skip
     p.add_argument("--kernel", metavar="ELF", help="boot a Multiboot ELF kernel directly, as qemu -kernel")
     p.add_argument("--append", metavar="CMDLINE", help="kernel command line (with --kernel)")
     p.add_argument("--initrd", metavar="'FILE [ARGS]'", help="a module for the kernel (with --kernel); "
@@ -236,7 +240,8 @@ def make_machine(config: MachineConfig, serial_out=None):
     from vmm.cpu.select import cpu_factory_for
     from vmm.machine import Machine
 
-    factory = cpu_factory_for(config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr))
+    factory = cpu_factory_for(config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr),
+                              irqchip=config.irqchip)
     return Machine(config, serial_out=serial_out, cpu_factory=factory)
 
 

@@ -47,6 +47,7 @@ class MachineConfig:
     serial: SerialConfig = field(default_factory=SerialConfig)
     nics: list[NicConfig] = field(default_factory=list)
     accel: str = "unicorn"  # unicorn | kvm | auto
+    irqchip: str = "user"  # user: vmm's PIC and PIT; kernel: KVM's (with accel kvm only)
     clock_mhz: int = 100  # virtual instructions per microsecond
     realtime: bool = False
     kernel: Path | None = None  # Multiboot ELF for direct boot
@@ -65,6 +66,10 @@ class MachineConfig:
             )
         if self.accel not in ("unicorn", "kvm", "auto"):
             raise ConfigError(f"unknown accelerator {self.accel!r} (choose unicorn, kvm or auto)")
+        if self.irqchip not in ("user", "kernel"):
+            raise ConfigError(f"unknown irqchip {self.irqchip!r} (choose user or kernel)")
+        if self.irqchip == "kernel" and self.accel != "kvm":
+            raise ConfigError("the in-kernel irqchip needs --accel kvm")
         if self.clock_mhz <= 0:
             raise ConfigError(f"virtual clock rate must be positive, not {self.clock_mhz}")
         slots = set()

@@ -23,7 +23,7 @@ from vmm.cpu.base import PhysRegion, RunResult, StopReason
 from vmm.cpu.state import RFLAGS_IF
 from vmm.debug.stages import StageTracker
 from vmm.errors import ImageError
-from vmm.irq import IrqLine
+from vmm.irq import IrqLine, NullIrqLine
 from vmm.memory import GuestMemory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,9 +147,13 @@ class Machine:
         from vmm.devices.vga import VgaText
 
         self.pic = Pic8259Pair(on_output=self._on_intr)
-        irq = [IrqLine(n, self.pic.set_irq) for n in range(16)]
+        kernel_irqchip = self.config.irqchip == "kernel"
+        # With KVM's in-kernel irqchip the lines go to KVM (KVM_IRQ_LINE), and KVM answers
+        # the PIC and PIT ports itself: vmm's own stay unwired.
+        sink = (lambda n, level: self.cpu.set_irq(n, level)) if kernel_irqchip else self.pic.set_irq
+        irq = [IrqLine(n, sink) for n in range(16)]
         self.irq_lines = irq
-        self.pit = Pit8254(self.clock, irq[0])
+        self.pit = Pit8254(self.clock, NullIrqLine(0) if kernel_irqchip else irq[0])
         self.cmos = Mc146818Cmos(
             self.clock, self.memory.size, irq[8], initial=self.config.nvram,
             boot_order=self.config.boot_order,
@@ -166,6 +170,8 @@ class Machine:
         self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
                         self.ata, self.post, self.debugcon, self.exit_port]  # fmt: skip
         for device in self.devices:
+            if kernel_irqchip and device in (self.pic, self.pit):
+                continue
             for first, count in device.ports:
                 self.io.register(first, count, device)
 

@@ -100,3 +100,41 @@ def test_toy_os_on_kvm_prints_the_same_as_on_unicorn_up_to_user_mode():
     kvm, unicorn = transcripts
     assert marker in unicorn
     assert kvm == unicorn
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("program", ["time", "keyboard"])
+def test_in_kernel_irqchip_runs_the_bios_programs_alike(program, tmp_path):
+    """--irqchip kernel: KVM's own PIC, PIT and IOAPIC answer the ports and take the
+    device lines (KVM_IRQ_LINE); the BIOS's timer ticks and serial input still work."""
+    require_kvm()
+    from tests.bios.build import build_boot_image
+    from tests.bios.test_bios_qemu import SERIAL_INPUT
+    from tests.bios.test_bios_vmm import EXPECTED, READY_FOR_INPUT, as_text
+    from vmm.cpu.select import cpu_factory_for
+
+    image = build_boot_image(program, tmp_path)
+    config = MachineConfig(disks=[DiskConfig("ide0:0", image)], serial=SerialConfig("none"), accel="kvm",
+                           irqchip="kernel")  # fmt: skip
+    machine = Machine(config, cpu_factory=cpu_factory_for("kvm", irqchip="kernel"))
+    pending = [SERIAL_INPUT[program]] if program in SERIAL_INPUT else []
+
+    def type_when_ready() -> None:
+        if pending and READY_FOR_INPUT.get(program, b"") in machine.serial_transcript:
+            machine.send(pending.pop())
+
+    try:
+        assert machine.io.device_at(0x20) is None  # KVM answers the PIC ports itself
+        result = machine.run(timeout=60, poll=type_when_ready)
+        serial = bytes(machine.serial_transcript)
+    finally:
+        machine.close()
+    assert as_text(serial) == (EXPECTED / f"{program}.txt").read_text(encoding="latin-1")
+    assert (result.reason, result.status) == ("exit-port", 1)
+
+
+def test_in_kernel_irqchip_needs_kvm():
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", str(require_file(HELLO)), "--irqchip", "kernel"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "vmm: the in-kernel irqchip needs --accel kvm"

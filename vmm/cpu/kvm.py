@@ -48,7 +48,7 @@ from vmm.cpu.state import (
     Table,
     X86State,
 )
-from vmm.errors import CpuError
+from vmm.errors import BackendUnavailable, CpuError
 from vmm.memory import GuestMemory
 
 ffi, lib = _bindings()
@@ -107,9 +107,15 @@ class KvmCpu:
     name = "kvm"
 
     def __init__(self, memory: GuestMemory, platform: Platform, regions: Iterable | None = None,
-                 clock_mhz: int = 100, *, writable_rom: bool = False, device: str | None = None) -> None:  # fmt: skip
+                 clock_mhz: int = 100, *, writable_rom: bool = False, device: str | None = None,
+                 irqchip: str = "user") -> None:  # fmt: skip
         if clock_mhz <= 0:
             raise ValueError("clock_mhz must be positive")
+        if irqchip not in ("user", "kernel"):
+            raise ValueError(f"irqchip must be 'user' or 'kernel', not {irqchip!r}")
+        # "user": vmm's own PIC and PIT drive KVM_INTERRUPT (deterministic devices);
+        # "kernel": KVM's in-kernel PIC, IOAPIC, LAPIC and PIT, fed by KVM_IRQ_LINE.
+        self.irqchip = irqchip
         self.memory = memory
         self.platform = platform
         self.clock_mhz = clock_mhz
@@ -166,6 +172,8 @@ class KvmCpu:
         self._has_debugregs = self._has(lib.KVM_CAP_DEBUGREGS)
         self._has_events = self._has(lib.KVM_CAP_VCPU_EVENTS)
         self._map_memory(regions, writable_rom)
+        if self.irqchip == "kernel":
+            self._create_kernel_irqchip()
         self._vcpu = self._check(lib.vmm_ioctl_int(self._vm, lib.KVM_CREATE_VCPU, 0), "create a vCPU")
         self._fds.append(self._vcpu)
         size = self._check(lib.vmm_ioctl_int(self._kvm, lib.KVM_GET_VCPU_MMAP_SIZE, 0), "size kvm_run")
@@ -279,8 +287,23 @@ class KvmCpu:
         v = self._vcpu_struct
         return dict(self._stats, runs=v.runs, guest_ns=v.total_run_ns)
 
+    def _create_kernel_irqchip(self) -> None:
+        """KVM's PIC pair, IOAPIC and (per vCPU) LAPIC, and its 8254: before the vCPU exists."""
+        for cap, what in ((lib.KVM_CAP_IRQCHIP, "an in-kernel irqchip"), (lib.KVM_CAP_PIT2, "an in-kernel PIT")):
+            if not self._has(cap):
+                raise BackendUnavailable(f"this KVM has no {what}: use --irqchip user")
+        self._check(lib.vmm_ioctl_int(self._vm, lib.KVM_CREATE_IRQCHIP, 0), "create the in-kernel irqchip")
+        config = ffi.new("struct kvm_pit_config *")
+        self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_CREATE_PIT2, config), "create the in-kernel PIT")
+
     def set_irq_line(self, level: bool) -> None:
         self._irq_line = bool(level)
+
+    def set_irq(self, line: int, level: bool) -> None:
+        """With the in-kernel irqchip: a device's IRQ line (ISA IRQ 0-15) to KVM's PIC/IOAPIC."""
+        irq = ffi.new("struct kvm_irq_level *")
+        irq.irq, irq.level = line, 1 if level else 0
+        self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_IRQ_LINE, irq), f"set IRQ {line}")
 
     def request_stop(self) -> None:
         """Thread-safe: the current (or next) run returns StopReason.REQUESTED."""

@@ -109,7 +109,7 @@ def calibrate() -> Calibration:
         return Calibration(unicorn_ips, None, str(exc))
 
 
-def cpu_factory_for(accel: str, report: Callable[[str], None] | None = None) -> Callable | None:
+def cpu_factory_for(accel: str, report: Callable[[str], None] | None = None, irqchip: str = "user") -> Callable | None:
     """The Machine's ``cpu_factory`` for an accelerator name (None: the default, Unicorn)."""
     if accel == "auto":
         calibration = calibrate()
@@ -127,7 +127,8 @@ def cpu_factory_for(accel: str, report: Callable[[str], None] | None = None) -> 
         def make(machine):
             # Writable ROM copies, as on Unicorn: a GDT in ROM without accessed bits would
             # otherwise make the CPU retry its accessed-bit write forever.
-            return KvmCpu(machine.memory, machine, machine.physical_map(), machine.config.clock_mhz, writable_rom=True)
+            return KvmCpu(machine.memory, machine, machine.physical_map(), machine.config.clock_mhz,
+                          writable_rom=True, irqchip=irqchip)
 
         return make
     raise BackendUnavailable(f"unknown accelerator {accel!r} (choose unicorn, kvm or auto)")

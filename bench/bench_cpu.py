@@ -93,7 +93,7 @@ def _write_rom(body: str, path: str) -> str:
     return path
 
 
-def raw_unicorn_seconds(rom: bytes, insns_hint: int) -> float:
+def raw_unicorn_seconds(rom: bytes) -> float:
     """The same ROM code on a bare Unicorn engine (16-bit mode, no hooks) to its HLT."""
     uc = unicorn.Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_16)
     uc.mem_map(0, 0x100000)
@@ -120,7 +120,7 @@ def main() -> None:
         # Best of three, interleaved, so that load from other processes hits both alike.
         raws, ours_all = [], []
         for _ in range(3):
-            raws.append(raw_unicorn_seconds(rom, 0))
+            raws.append(raw_unicorn_seconds(rom))
             seconds, insns, machine = vmm_run(path)
             machine.close()
             ours_all.append(seconds)

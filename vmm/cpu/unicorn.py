@@ -267,10 +267,10 @@ class UnicornCpu:
         return chain
 
     def _take_error(self) -> RunResult:
+        """An exception from a callback (a device model or the platform) ends the run:
+        a VmmError reaches the user as one line, anything else is a bug in vmm."""
         error, self._error = self._error, None
-        if isinstance(error, CpuError):
-            raise error
-        raise error  # a bug in a device model: let it surface with its traceback
+        raise error
 
     def _describe_uc_error(self, exc: UcError) -> str:
         pc = self.get_state().pc
@@ -440,10 +440,6 @@ class UnicornCpu:
 
 
 # ---- callbacks from the native glue (no Python per instruction: these are exits) ----
-
-
-def _on_callback_error(exc_type, exc, tb) -> None:  # cffi onerror signature
-    pass
 
 
 def _backend(handle) -> UnicornCpu:

@@ -49,7 +49,7 @@ class StageTracker:
         current = self.current
         if current == "firmware":
             return BOOT_SECTOR_ADDRESS
-        if current in ("firmware", "bootloader") and self.kernel_entry is not None:
+        if current == "bootloader" and self.kernel_entry is not None:
             return self.kernel_entry
         return None
 

@@ -33,6 +33,9 @@ class GuestMemory:
         """Call ``listener(addr, length)`` after each monitor-side write into RAM."""
         self._write_listeners.append(listener)
 
+    def remove_write_listener(self, listener) -> None:
+        self._write_listeners.remove(listener)
+
     def contains(self, addr: int, length: int = 1) -> bool:
         return 0 <= addr and length >= 0 and addr + length <= self.size
 

@@ -9,10 +9,12 @@ MMIO accesses go to the :class:`Platform` it was given, which is the machine's b
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from vmm.cpu.state import X86State
+from vmm.errors import VmmError
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,15 @@ class StopReason(enum.Enum):
     ERROR = "error"  # the backend cannot continue (details in RunResult.detail)
 
 
+# The vector whose delivery failing ends in a triple fault (SDM vol. 3, 6.15, "Interrupt
+# 8 -- Double Fault Exception": a fault while delivering #DF shuts the processor down).
+VECTOR_DOUBLE_FAULT = 8
+
+
 @dataclass
 class RunResult:
+    """Why a backend's run ended: each backend decodes its own stop into this, once."""
+
     reason: StopReason
     detail: str = ""
     # For SHUTDOWN: the chain of exceptions that led to the triple fault, oldest first,
@@ -67,7 +76,11 @@ class RunResult:
     fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
 
 
+@runtime_checkable
 class CpuBackend(Protocol):
+    """Everything the machine asks of a CPU backend (both backends implement all of it;
+    tests/cpu/test_backend_interface.py checks that they do)."""
+
     name: str
 
     def run(self, max_instructions: int) -> RunResult:
@@ -79,12 +92,49 @@ class CpuBackend(Protocol):
         """Instructions retired since power-on (what virtual time is derived from)."""
         ...
 
+    @instructions.setter
+    def instructions(self, value: int) -> None: ...
+
+    @property
+    def tsc_offset(self) -> int:
+        """Added to the virtual TSC (carried across resets and backend switches)."""
+        ...
+
+    @tsc_offset.setter
+    def tsc_offset(self, value: int) -> None: ...
+
+    def advance_tsc(self, ns: int) -> None:
+        """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""
+        ...
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for reports and benchmarks (irqs, exceptions, exits...)."""
+        ...
+
     def request_stop(self) -> None:
         """Make the current ``run`` return soon with StopReason.REQUESTED."""
         ...
 
     def set_irq_line(self, level: bool) -> None:
         """The interrupt controller's INTR output: the CPU takes an interrupt when it can."""
+        ...
+
+    def set_irq(self, line: int, level: bool) -> None:
+        """An ISA IRQ line to an interrupt controller inside the backend (KVM's in-kernel
+        irqchip); a backend without one raises CpuError."""
+        ...
+
+    def set_breakpoint(self, linear: int | None) -> None:
+        """Stop (StopReason.BREAKPOINT) before the code at ``linear`` runs (one-shot)."""
+        ...
+
+    def watch_user_mode(self, enabled: bool) -> None:
+        """Stop (StopReason.USER) when the CPU reaches CPL 3."""
+        ...
+
+    def set_a20(self, enabled: bool) -> None:
+        """The A20 gate (the 8042's output port, port 0x92)."""
         ...
 
     def get_state(self) -> X86State: ...
@@ -97,6 +147,100 @@ class CpuBackend(Protocol):
 
     def invalidate_code(self, addr: int, length: int) -> None:
         """Guest RAM was written from outside the CPU (DMA, loaders): drop stale translations."""
+        ...
+
+    def fault_chain(self) -> list[tuple[int, int | None, int]]:
+        """The last exceptions entered (vector, error code or None, linear pc), oldest
+        first; empty where the backend cannot see them."""
+        ...
+
+    def unclaimed_memory(self) -> tuple[int, list[tuple[int, str]]]:
+        """Accesses to unbacked physical memory the backend answered itself (count, last
+        few as (address, read|write)); accesses it sends to the MMIO bus are counted there."""
+        ...
+
+    def debug(self) -> CpuDebug:
+        """The debugging capability of this backend (raises DebugUnsupported if none)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ---- the optional debug capability ----
+
+
+class DebugUnsupported(VmmError):
+    """The debugger asked a backend for something it cannot do (says what and why)."""
+
+
+# What a CpuDebug can do; the debugger checks before arming a stop of that kind.
+FEATURE_BREAKPOINTS = "breakpoints"  # stop before an address
+FEATURE_STEP = "single-step"  # retire exactly n instructions
+FEATURE_WATCHPOINTS = "watchpoints"  # stop on a read/write of a linear range
+FEATURE_BLOCK_WATCH = "block-watch"  # a callback at each block start (mode/reg/vector breaks)
+FEATURE_REVERSE = "reverse"  # runs are exact, so checkpoints replay to the same instruction
+
+
+@dataclass(frozen=True)
+class WatchRange:
+    """A watched linear range and the physical pages protected for it."""
+
+    start: int
+    length: int
+    access: str  # r | w | rw
+    pages: tuple[int, ...]
+
+
+@dataclass
+class MemoryAccess:
+    """A watched access, seen before the instruction ran (``old``) and after (``new``)."""
+
+    kind: str  # read | write
+    address: int  # linear
+    size: int
+    pc: int  # linear address of the accessing instruction
+    old: bytes = b""
+    new: bytes = b""
+
+
+@dataclass
+class DebugStop:
+    """Why ``run_exact`` returned: ``done`` (all instructions retired), ``breakpoint``
+    (before the instruction at ``address``), ``watch`` (a block watch said stop),
+    ``watchpoint`` (a watched access, in ``access``) or ``machine`` (the CPU stopped for
+    the machine: ``result`` says why)."""
+
+    kind: str
+    address: int | None = None
+    result: RunResult | None = None
+    access: MemoryAccess | None = None
+
+
+@runtime_checkable
+class CpuDebug(Protocol):
+    """Breakpoints, exact runs and watches on one backend (from ``CpuBackend.debug()``)."""
+
+    features: frozenset[str]
+    armed: bool  # False: breakpoints and watches let everything run
+    read_linear: Callable[[int, int], bytes] | None  # how watch hits read old/new values
+
+    @property
+    def breakpoints(self) -> set[int]: ...
+
+    def add_breakpoint(self, linear: int) -> None: ...
+
+    def remove_breakpoint(self, linear: int) -> None: ...
+
+    def set_watchpoints(self, watches: list[WatchRange]) -> None: ...
+
+    def set_block_watch(self, watch: Callable[[int], bool] | None) -> None: ...
+
+    def run_exact(self, count: int, armed: bool = True) -> DebugStop:
+        """Retire ``count`` instructions unless something stops the CPU first."""
+        ...
+
+    def mode(self) -> str:
+        """The CPU mode now: real | protected | long | compat | vm86."""
         ...
 
     def close(self) -> None: ...

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE, Platform, RunResult, StopReason
+from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE, DebugUnsupported, Platform, RunResult, StopReason
 from vmm.cpu.kvm_probe import _bindings, open_kvm
 from vmm.cpu.state import (
     ATTR_AVL,
@@ -520,6 +520,17 @@ class KvmCpu:
 
     def invalidate_code(self, addr: int, length: int) -> None:
         """Nothing to drop: KVM runs guest code natively."""
+
+    def fault_chain(self) -> list[tuple[int, int | None, int]]:
+        """KVM reports a shutdown, not the exceptions that led to it."""
+        return []
+
+    def unclaimed_memory(self) -> tuple[int, list[tuple[int, str]]]:
+        """None answered here: every access outside the slots is an MMIO exit to the bus."""
+        return 0, []
+
+    def debug(self):
+        raise DebugUnsupported("the debugger needs the Unicorn backend (--accel unicorn)")
 
     def close(self) -> None:
         if self._vcpu_struct is not None:

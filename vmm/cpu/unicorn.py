@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import unicorn
 from unicorn import UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
-from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE, PhysRegion, Platform, RunResult, StopReason
+from vmm.cpu.base import (
+    A20_WINDOW,
+    A20_WINDOW_SIZE,
+    VECTOR_DOUBLE_FAULT,
+    PhysRegion,
+    Platform,
+    RunResult,
+    StopReason,
+)
 from vmm.cpu.state import (
     GPR_NAMES,
     MSR_EFER,
@@ -32,6 +41,9 @@ from vmm.cpu.state import (
 )
 from vmm.errors import CpuError
 from vmm.memory import GuestMemory
+
+if TYPE_CHECKING:
+    from vmm.cpu.unicorn_debug import UnicornDebug
 
 try:
     from vmm._uc_glue import ffi, lib
@@ -54,6 +66,15 @@ _SEG_INDEX = {name: i for i, name in enumerate(SEGMENT_NAMES)} | {"ldt": 6, "tr"
 # Unicorn's MSR writes go through QEMU's WRMSR; these follow it through the glue instead.
 _GLUE_MSRS = {
     MSR_EFER: lib.VMM_ENV_EFER,
+}
+
+
+# The glue's stop reasons that reach the machine as they are.
+_GLUE_STOPS = {
+    lib.VMM_STOP_DEADLINE: StopReason.DEADLINE,
+    lib.VMM_STOP_REQUESTED: StopReason.REQUESTED,
+    lib.VMM_STOP_BREAKPOINT: StopReason.BREAKPOINT,
+    lib.VMM_STOP_USER: StopReason.USER,
 }
 
 
@@ -89,6 +110,7 @@ class UnicornCpu:
         self._a20 = True
         self._a20_pending: bool | None = None
         self._running = False
+        self._seg = ffi.new("struct vmm_seg *")
         err = ffi.new("char[]", 512)
         libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
         uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
@@ -185,38 +207,12 @@ class UnicornCpu:
         g = self._g
         g.deadline = g.insns + max(1, max_instructions)
         while True:
-            g.stop_reason = lib.VMM_STOP_NONE
-            g.delivering = -1
-            eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
-            self._running = True
-            try:
-                self._uc.emu_start(eip, 0)
-            except UcError as exc:
-                if self._error is not None:
-                    return self._take_error()
-                return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
-            finally:
-                self._running = False
-            if self._a20_pending is not None:
-                self._apply_a20()
-            if self._error is not None:
-                return self._take_error()
-            reason = g.stop_reason
-            if reason == lib.VMM_STOP_RESUME:
-                continue
-            if reason == lib.VMM_STOP_DEADLINE:
-                return RunResult(StopReason.DEADLINE)
-            if reason == lib.VMM_STOP_REQUESTED:
-                return RunResult(StopReason.REQUESTED)
-            if reason == lib.VMM_STOP_BREAKPOINT:
-                return RunResult(StopReason.BREAKPOINT)
-            if reason == lib.VMM_STOP_USER:
-                return RunResult(StopReason.USER)
-            if g.delivering != -1:
-                # A delivery failed and no handler for the fault it caused was reached:
-                # QEMU escalated to a triple fault and shut the CPU down.
-                return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
-            return RunResult(StopReason.HALT)
+            failed = self._emulate()
+            if failed is not None:
+                return failed
+            result = self._decode_stop()
+            if result is not None:
+                return result
 
     def step(self, count: int = 1) -> RunResult:
         """Run exactly ``count`` instructions (fewer if the CPU halts or stops first).
@@ -224,36 +220,128 @@ class UnicornCpu:
         Uses Unicorn's counting mode, which instruments every instruction: for stepping
         and tracing only. Interrupts are still taken at block boundaries, so a timer IRQ
         due during the steps is delivered as in a normal run."""
+        before = self._g.insns
+        try:
+            result, _counted = self.run_counted(count)
+        finally:
+            self.flush_translations()
+        # The block hook counted whole blocks; the steps themselves are what retired.
+        self._g.insns = before + count
+        if result is not None and result.reason == StopReason.ERROR:
+            self._g.insns = before
+            return result
+        if result is not None and result.reason in (StopReason.SHUTDOWN, StopReason.REQUESTED):
+            return result
+        return RunResult(StopReason.BREAKPOINT)
+
+    def run_counted(self, count: int) -> tuple[RunResult | None, int]:
+        """Run in Unicorn's counting mode, which stops after exactly ``count`` instructions
+        (instrumenting each: the debugger's slow path). Returns the decoded stop (None:
+        the count ran out, or nothing the machine must see) and the glue's whole-block
+        count of what ran, which the caller trims (only the last block overshoots)."""
         g = self._g
+        # Unicorn adds its counting hook without dropping blocks translated before: a
+        # cached loop would run on uncounted. Translate afresh with the hook.
+        self.flush_translations()
         before = g.insns
         g.deadline = 0xFFFFFFFFFFFFFFFF
+        try:
+            failed = self._emulate(count)
+        finally:
+            g.deadline = g.insns
+        if failed is not None:
+            return failed, g.insns - before
+        result = self._decode_stop()
+        if result is not None and result.reason == StopReason.HALT and g.insns - before > count:
+            # The glue counts the next block before the counting hook stops the run: an
+            # overshoot means the count ran out, not that the CPU halted by itself.
+            result = None
+        return result, g.insns - before
+
+    def _emulate(self, count: int = 0) -> RunResult | None:
+        """One emu_start from the current EIP; RunResult(ERROR) if Unicorn refused."""
+        g = self._g
         g.stop_reason = lib.VMM_STOP_NONE
         g.delivering = -1
         eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
-        # Blocks translated before lack Unicorn's counting hook (a cached loop would run
-        # on past the count), and blocks translated now keep calling it: flush both ways.
-        self._uc.ctl_flush_tb()
         self._running = True
         try:
             self._uc.emu_start(eip, 0, count=count)
         except UcError as exc:
-            g.insns = before
+            if self._error is not None:
+                self._take_error()
             return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
         finally:
             self._running = False
-            g.deadline = g.insns
-            self._uc.ctl_flush_tb()
         if self._a20_pending is not None:
             self._apply_a20()
         if self._error is not None:
-            return self._take_error()
-        # The block hook counted whole blocks; the steps themselves are what retired.
-        g.insns = before + count
-        if g.delivering != -1:
+            self._take_error()
+        return None
+
+    def _decode_stop(self) -> RunResult | None:
+        """Why the last emu_start returned: the one place the glue's stop is decoded.
+
+        None means nothing the machine must see (a #UD was delivered, or a stop cut an
+        exception delivery short: running again finishes it). HALT means the engine
+        stopped by itself: HLT (a counting run that used up its count looks the same to
+        the glue; run_counted tells the two apart). A triple fault is a #DF whose own
+        delivery failed: QEMU's check_exception shuts the CPU down with the glue still
+        delivering vector 8 (SDM vol. 3, 6.15)."""
+        g = self._g
+        if g.delivering == VECTOR_DOUBLE_FAULT:
             return RunResult(StopReason.SHUTDOWN, "triple fault", self.fault_chain())
-        if g.stop_reason == lib.VMM_STOP_REQUESTED:
-            return RunResult(StopReason.REQUESTED)
-        return RunResult(StopReason.BREAKPOINT)
+        reason = _GLUE_STOPS.get(g.stop_reason)
+        if reason is not None:
+            return RunResult(reason)
+        if g.stop_reason == lib.VMM_STOP_RESUME or g.delivering != -1:
+            return None
+        return RunResult(StopReason.HALT)
+
+    # ---- for the debug capability (vmm.cpu.unicorn_debug) ----
+
+    def debug(self) -> UnicornDebug:
+        from vmm.cpu.unicorn_debug import UnicornDebug
+
+        return UnicornDebug(self)
+
+    @property
+    def engine(self) -> unicorn.Uc:
+        """The Unicorn engine, for the hooks the debug capability adds."""
+        return self._uc
+
+    @property
+    def stop_pending(self) -> bool:
+        """A stop (deadline, breakpoint, request...) is already decided in this run."""
+        return self._g.stop_reason != lib.VMM_STOP_NONE
+
+    def flush_translations(self) -> None:
+        """Drop every translated block (hooks are compiled into them) and the glue's
+        per-block instruction counts."""
+        self._uc.ctl_flush_tb()
+        lib.vmm_flush_icount(self._g)
+
+    def block_icount(self, linear: int) -> int:
+        """Instructions the glue counts for the translated block entered at ``linear``
+        (0 if there is none)."""
+        try:
+            pc, icount, _size = self._uc.ctl_request_cache(linear)
+        except UcError:
+            return 0
+        return icount if pc == linear else 0
+
+    def hflags(self) -> int:
+        """QEMU's hflags: the CPU mode as the translator sees it."""
+        return lib.vmm_get_env_u64(self._g, lib.VMM_ENV_HFLAGS)
+
+    def linear_pc(self) -> int:
+        """CS base + EIP, as X86State.pc, without reading the whole state (~10x dearer)."""
+        g, seg = self._g, self._seg
+        lib.vmm_get_seg(g, _SEG_INDEX["cs"], seg)
+        return (seg.base + lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)) & 0xFFFFFFFFFFFFFFFF
+
+    def set_irq(self, line: int, level: bool) -> None:
+        raise CpuError("the Unicorn backend has no in-kernel interrupt controller (use --irqchip user)")
 
     def fault_chain(self) -> list[tuple[int, int | None, int]]:
         """The last exceptions entered (vector, error code or None, linear pc), oldest first."""
@@ -266,7 +354,7 @@ class UnicornCpu:
             chain.append((g.fault_vector[i], None if error < 0 else error & 0xFFFFFFFF, g.fault_pc[i]))
         return chain
 
-    def _take_error(self) -> RunResult:
+    def _take_error(self) -> None:
         """An exception from a callback (a device model or the platform) ends the run:
         a VmmError reaches the user as one line, anything else is a bug in vmm."""
         error, self._error = self._error, None
@@ -318,7 +406,7 @@ class UnicornCpu:
 
     def close(self) -> None:
         if self._g is not None:
-            self.memory._write_listeners.remove(self.invalidate_code)
+            self.memory.remove_write_listener(self.invalidate_code)
             self._uc.emu_stop()
             self._uc = None
             lib.vmm_glue_free(self._g)

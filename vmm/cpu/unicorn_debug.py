@@ -30,14 +30,24 @@ mode for the last few hundred, which instruments every instruction and so stays 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from unicorn import UcError
 from unicorn import unicorn_const as ucc
 
-from vmm.cpu.base import RunResult, StopReason
-from vmm.cpu.state import SEGMENT_NAMES
-from vmm.cpu.unicorn import UnicornCpu, ffi, lib
+from vmm.cpu.base import (
+    FEATURE_BLOCK_WATCH,
+    FEATURE_BREAKPOINTS,
+    FEATURE_REVERSE,
+    FEATURE_STEP,
+    FEATURE_WATCHPOINTS,
+    DebugStop,
+    MemoryAccess,
+    RunResult,
+    StopReason,
+    WatchRange,
+)
+from vmm.cpu.unicorn import UnicornCpu
+
+__all__ = ["DebugStop", "MemoryAccess", "UnicornDebug", "WatchRange", "mode_from_hflags"]
 
 # QEMU's hflags bits (target/i386/cpu.h): the mode as the translator sees it.
 HF_CPL_MASK = 3
@@ -52,42 +62,22 @@ COUNTED_TAIL = 600
 PAGE = 4096
 
 
-@dataclass
-class DebugStop:
-    """Why ``run_exact`` returned: ``done`` (all instructions retired), ``breakpoint``
-    (before the instruction at ``address``), ``watch`` (a block watch said stop), or
-    ``machine`` (the CPU stopped for the machine: ``result`` says why)."""
-
-    kind: str
-    address: int | None = None
-    result: RunResult | None = None
-    access: MemoryAccess | None = None
-
-
-@dataclass(frozen=True)
-class WatchRange:
-    """A watched linear range and the physical pages protected for it."""
-
-    start: int
-    length: int
-    access: str  # r | w | rw
-    pages: tuple[int, ...]
-
-
-@dataclass
-class MemoryAccess:
-    """A watched access, seen before the instruction ran (``old``) and after (``new``)."""
-
-    kind: str  # read | write
-    address: int  # linear
-    size: int
-    pc: int  # linear address of the accessing instruction
-    old: bytes = b""
-    new: bytes = b""
+def mode_from_hflags(flags: int) -> str:
+    if not flags & HF_PE:
+        return "real"
+    if flags & HF_VM:
+        return "vm86"
+    if flags & HF_LMA:
+        return "long" if flags & HF_CS64 else "compat"
+    return "protected"
 
 
 class UnicornDebug:
-    """Breakpoints and exact stepping on one UnicornCpu (attach, use, ``close``)."""
+    """Breakpoints and exact stepping on one UnicornCpu (attach, use, ``close``): the
+    CpuDebug of vmm.cpu.base, with every feature."""
+
+    features = frozenset({FEATURE_BREAKPOINTS, FEATURE_STEP, FEATURE_WATCHPOINTS, FEATURE_BLOCK_WATCH,
+                          FEATURE_REVERSE})  # fmt: skip
 
     def __init__(self, cpu: UnicornCpu) -> None:
         self.cpu = cpu
@@ -104,8 +94,7 @@ class UnicornDebug:
         self._prot_hooks: list[int] = []
         self._access: MemoryAccess | None = None
         self._access_watched = False
-        self.read_physical: Callable[[int, int], bytes] | None = None
-        self._seg = ffi.new("struct vmm_seg *")
+        self.read_linear: Callable[[int, int], bytes] | None = None
 
     # ---- breakpoints ----
 
@@ -116,7 +105,7 @@ class UnicornDebug:
     def add_breakpoint(self, linear: int) -> None:
         if linear in self._hooks:
             return
-        uc = self.cpu._uc
+        uc = self.cpu.engine
         self._hooks[linear] = uc.hook_add(ucc.UC_HOOK_CODE, self._on_code, begin=linear, end=linear)
         # Code hooks are compiled into translated blocks: drop the ones made without it.
         self._flush()
@@ -124,20 +113,19 @@ class UnicornDebug:
     def remove_breakpoint(self, linear: int) -> None:
         handle = self._hooks.pop(linear, None)
         if handle is not None:
-            self.cpu._uc.hook_del(handle)
+            self.cpu.engine.hook_del(handle)
             self._flush()
 
     def _flush(self) -> None:
-        self.cpu._uc.ctl_flush_tb()
-        lib.vmm_flush_icount(self.cpu._g)
+        self.cpu.flush_translations()
 
     def _on_code(self, uc, address: int, _size: int, _data) -> None:
         # A stop already decided at this block's start (deadline, stage) wins: the block
         # was not counted, and the breakpoint is met again when the run resumes.
-        if not self.armed or self.cpu._g.stop_reason != lib.VMM_STOP_NONE or self._hit is not None:
+        if not self.armed or self.cpu.stop_pending or self._hit is not None:
             return
         self._hit = address
-        self._hit_insns = self.cpu._g.insns
+        self._hit_insns = self.cpu.instructions
         uc.emu_stop()
 
     # ---- block watch (opt-in slow path: Python once per translated block) ----
@@ -145,7 +133,7 @@ class UnicornDebug:
     def set_block_watch(self, watch: Callable[[int], bool] | None) -> None:
         """Call ``watch(linear_pc)`` at each block start; True stops before that block."""
         self._block_watch = watch
-        uc = self.cpu._uc
+        uc = self.cpu.engine
         if watch is None and self._block_hook is not None:
             uc.hook_del(self._block_hook)
             self._block_hook = None
@@ -155,13 +143,12 @@ class UnicornDebug:
             self._flush()
 
     def _on_block(self, uc, address: int, size: int, _data) -> None:
-        g = self.cpu._g
-        if not self.armed or self._block_watch is None or g.stop_reason != lib.VMM_STOP_NONE or self._hit is not None:
+        if not self.armed or self._block_watch is None or self.cpu.stop_pending or self._hit is not None:
             return
         if self._block_watch(address):
             # The glue counted this block when it started; it will not run now.
             self._hit = address
-            self._hit_insns = g.insns
+            self._hit_insns = self.cpu.instructions
             self._watch_stop = True
             uc.emu_stop()
 
@@ -185,7 +172,7 @@ class UnicornDebug:
                     # UC_PROT_READ only on a TLB miss: a read watch must trap stores too.
                     perms &= ~(ucc.UC_PROT_READ | ucc.UC_PROT_WRITE)
                 wanted[page] = perms
-        uc = self.cpu._uc
+        uc = self.cpu.engine
         for page in set(self._protected) - set(wanted):
             uc.mem_protect(page, PAGE, ucc.UC_PROT_ALL)
         self._protected = wanted
@@ -200,7 +187,7 @@ class UnicornDebug:
 
     def _protect(self, perms: int | None = None) -> None:
         for page, wanted in self._protected.items():
-            self.cpu._uc.mem_protect(page, PAGE, wanted if perms is None else perms)
+            self.cpu.engine.mem_protect(page, PAGE, wanted if perms is None else perms)
 
     def _on_prot(self, uc, access: int, address: int, size: int, _value: int, _data) -> bool:
         if self._access is not None:
@@ -209,17 +196,11 @@ class UnicornDebug:
         watched = self.armed and any(
             w.start < address + size and address < w.start + w.length and kind[0] in w.access
             for w in self._watches)  # fmt: skip
-        self._access = MemoryAccess(kind, address, size, self._linear_pc())
+        self._access = MemoryAccess(kind, address, size, self.cpu.linear_pc())
         self._access_watched = watched
-        self._hit_insns = self.cpu._g.insns
+        self._hit_insns = self.cpu.instructions
         uc.emu_stop()
         return True  # with emu_stop: stop before this instruction (see the module docstring)
-
-    def _linear_pc(self) -> int:
-        """CS base + EIP, as X86State.pc, without reading the whole state (~10x dearer)."""
-        g = self.cpu._g
-        lib.vmm_get_seg(g, SEGMENT_NAMES.index("cs"), self._seg)
-        return (self._seg.base + lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)) & 0xFFFFFFFFFFFFFFFF
 
     def _take_access(self, target: int, pending: RunResult | None) -> DebugStop | None:
         """The CPU stopped before an instruction touching a protected page: run it with
@@ -227,12 +208,12 @@ class UnicornDebug:
         ``pending`` is a stop the machine asked for in the same block: it comes first
         (the access is met again when the run resumes)."""
         access, self._access = self._access, None
-        self.cpu._g.insns = self._hit_insns - self._block_icount(access.pc)
+        self.cpu.instructions = self._hit_insns - self.cpu.block_icount(access.pc)
         if pending is not None:
             return DebugStop("machine", result=pending)
         if self.cpu.instructions >= target:
             return DebugStop("done")
-        read = self.read_physical
+        read = self.read_linear
         if self._access_watched and read is not None:
             access.old = self._read_linear(access.address, access.size)
         # Breakpoints stay quiet for this one instruction: it is already under way.
@@ -253,12 +234,12 @@ class UnicornDebug:
 
     def _read_linear(self, address: int, size: int) -> bytes:
         try:
-            return self.read_physical(address, size)
+            return self.read_linear(address, size)
         except Exception:  # noqa: BLE001 - an unreadable value is shown as absent, not fatal
             return b""
 
-    def hflags(self) -> int:
-        return lib.vmm_get_env_u64(self.cpu._g, lib.VMM_ENV_HFLAGS)
+    def mode(self) -> str:
+        return mode_from_hflags(self.cpu.hflags())
 
     # ---- exact runs ----
 
@@ -283,23 +264,11 @@ class UnicornDebug:
 
     def _take_hit(self) -> DebugStop:
         address, self._hit = self._hit, None
-        g = self.cpu._g
+        self.cpu.instructions = self._hit_insns - self.cpu.block_icount(address)
         if self._watch_stop:
             self._watch_stop = False
-            tail = self._block_icount(address)
-            g.insns = self._hit_insns - tail
             return DebugStop("watch", address)
-        g.insns = self._hit_insns - self._block_icount(address)
         return DebugStop("breakpoint", address)
-
-    def _block_icount(self, linear: int) -> int:
-        """Instructions the glue counted for a block entered at ``linear`` (0 if none)."""
-        try:
-            tb = self.cpu._uc.ctl_request_cache(linear)
-        except UcError:
-            return 0
-        pc, icount, _size = tb
-        return icount if pc == linear else 0
 
     def _run_blocks(self, budget: int) -> DebugStop | None:
         self._hit = None
@@ -317,61 +286,29 @@ class UnicornDebug:
         return DebugStop("machine", result=result)
 
     def _run_counted(self, count: int) -> DebugStop | None:
-        """Unicorn's counting mode (mirrors UnicornCpu.step, but an early stop — a
+        """Unicorn's counting mode (as UnicornCpu.step, but an early stop — a
         breakpoint, HLT, a device's stop request — keeps the count of what really ran)."""
-        cpu, g = self.cpu, self.cpu._g
-        # Unicorn adds its counting hook without dropping blocks translated before: a
-        # cached loop would run on uncounted. Translate afresh with the hook.
-        self._flush()
+        cpu = self.cpu
         self._counted_blocks = True
-        before = g.insns
-        g.deadline = 0xFFFFFFFFFFFFFFFF
-        g.stop_reason = lib.VMM_STOP_NONE
-        g.delivering = -1
         self._hit = None
-        eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
-        cpu._running = True
-        try:
-            cpu._uc.emu_start(eip, 0, count=count)
-        except UcError as exc:
-            if cpu._error is not None:
-                cpu._take_error()
-            return DebugStop("machine", result=RunResult(StopReason.ERROR, cpu._describe_uc_error(exc)))
-        finally:
-            cpu._running = False
-            g.deadline = g.insns
-        if cpu._a20_pending is not None:
-            cpu._apply_a20()
-        if cpu._error is not None:
-            cpu._take_error()
+        before = cpu.instructions
+        result, counted = cpu.run_counted(count)
+        if result is not None and result.reason == StopReason.ERROR:
+            return DebugStop("machine", result=result)
         if self._access is not None:
-            pending = g.stop_reason in (lib.VMM_STOP_REQUESTED, lib.VMM_STOP_USER)
+            pending = result is not None and result.reason in (StopReason.REQUESTED, StopReason.USER)
             return DebugStop("access", result=RunResult(StopReason.REQUESTED) if pending else None)
         if self._hit is not None:
             return self._take_hit()
         # Whole-block counting overshoots only in the last block: what ran is the
         # smaller of the request and the glue's count.
-        counted = g.insns - before
-        g.insns = before + min(count, counted)
-        reason = g.stop_reason
-        if g.delivering == 8:
-            return DebugStop("machine", result=RunResult(StopReason.SHUTDOWN, "triple fault", cpu.fault_chain()))
-        if reason == lib.VMM_STOP_RESUME or (reason == lib.VMM_STOP_NONE and g.delivering == 6):
+        cpu.instructions = before + min(count, counted)
+        if result is None:
             return None
-        if reason == lib.VMM_STOP_REQUESTED:
-            return DebugStop("machine", result=RunResult(StopReason.REQUESTED))
-        if reason == lib.VMM_STOP_BREAKPOINT:
-            return DebugStop("machine", result=RunResult(StopReason.BREAKPOINT))
-        if reason == lib.VMM_STOP_USER:
-            return DebugStop("machine", result=RunResult(StopReason.USER))
-        if counted <= count:
-            # The glue counts the next block before the counting hook stops the run, so
-            # a count that did not overshoot means the CPU stopped by itself: HLT.
-            return DebugStop("machine", result=RunResult(StopReason.HALT))
-        return None
+        return DebugStop("machine", result=result)
 
     def close(self) -> None:
-        uc = self.cpu._uc
+        uc = self.cpu.engine
         if uc is None:
             return
         for handle in self._hooks.values():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from vmm.cpu.base import RunResult, StopReason
+from vmm.cpu.base import DebugUnsupported, RunResult, StopReason, WatchRange
 from vmm.debug.paging import PageFault, PhysicalReader, read_linear, translate
 from vmm.debug.symbols import Symbols
 from vmm.errors import VmmError
@@ -65,14 +65,12 @@ class Debugger:
     breakpoints: list[Breakpoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from vmm.cpu.unicorn import UnicornCpu
-        from vmm.cpu.unicorn_debug import UnicornDebug
-
-        if not isinstance(self.machine.cpu, UnicornCpu):
-            raise DebugError("the debugger needs the Unicorn backend (--accel unicorn)")
-        self.cpu = UnicornDebug(self.machine.cpu)
+        try:
+            self.cpu = self.machine.cpu.debug()
+        except DebugUnsupported as exc:
+            raise DebugError(str(exc)) from None
         self.reader = PhysicalReader(self.machine)
-        self.cpu.read_physical = lambda addr, size: read_linear(self.reader, self.state(), addr, size)
+        self.cpu.read_linear = lambda addr, size: read_linear(self.reader, self.state(), addr, size)
         self._port_event: Event | None = None
         self._port_wrapped = False
         self._next_number = 1
@@ -133,8 +131,6 @@ class Debugger:
         """Protect the physical pages under the watched linear ranges, translated now
         (through the page tables as they are: a watch set before paging changes keeps
         the physical page it was set on)."""
-        from vmm.cpu.unicorn_debug import WatchRange
-
         state = self.state()
         ranges = []
         for bp in self.breakpoints:
@@ -227,16 +223,7 @@ class Debugger:
         return stats["irqs"] + stats["exceptions"]
 
     def _mode_from_hflags(self) -> str:
-        from vmm.cpu.unicorn_debug import HF_CS64, HF_LMA, HF_PE, HF_VM
-
-        flags = self.cpu.hflags()
-        if not flags & HF_PE:
-            return "real"
-        if flags & HF_VM:
-            return "vm86"
-        if flags & HF_LMA:
-            return "long" if flags & HF_CS64 else "compat"
-        return "protected"
+        return self.cpu.mode()
 
     def _block_watch(self, _pc: int) -> bool:
         """At each block start while mode/register/vector breaks are armed (slow path)."""

@@ -16,6 +16,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STRICT = os.environ.get("VMM_STRICT") == "1"
 
+# QEMU as a reference that does not depend on the host's speed: its virtual clock counts
+# instructions (2**5 ns each, sleep=off: an idle CPU jumps to the next timer deadline) and
+# its RTC starts at a fixed date and follows that clock. Without this QEMU's timers follow
+# wall time, so a loaded host changes where the guest's timer interrupts land. (QEMU's IDE
+# still completes requests on its I/O thread, so instruction counts are not exact.)
+QEMU_DETERMINISTIC = ["-icount", "shift=5,sleep=off", "-rtc", "base=2026-01-01T00:00:00,clock=vm"]
+
 
 def _missing(what: str) -> None:
     if STRICT:

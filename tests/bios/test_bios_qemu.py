@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.bios.build import build_boot_image, program_names
-from tests.conftest import ROOT, require_file, require_tool
+from tests.conftest import QEMU_DETERMINISTIC, ROOT, require_file, require_tool
 
 BIOS = ROOT / "firmware" / "build" / "bios.bin"
 EXPECTED = Path(__file__).resolve().parent / "expected"
@@ -44,7 +44,7 @@ def qemu_command(qemu: str, image: Path, serial: str) -> list[str]:
     return [
         qemu, "-bios", str(BIOS), "-display", "none", "-serial", serial,
         "-drive", f"file={image},format=raw,if=ide",
-        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", "64", "-no-reboot",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", "64", "-no-reboot", *QEMU_DETERMINISTIC,
     ]  # fmt: skip
 
 

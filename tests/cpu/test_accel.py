@@ -98,8 +98,11 @@ def test_toy_os_on_kvm_prints_the_same_as_on_unicorn_up_to_user_mode():
         finally:
             machine.close()
     kvm, unicorn = transcripts
-    assert marker in unicorn
-    assert kvm == unicorn
+    assert marker in unicorn and marker in kvm
+    # Each run stops at a slice boundary after the marker, and KVM's instruction counts
+    # follow host time, so what follows the marker is cut at a different byte each time:
+    # both transcripts are compared up to the end of the marker.
+    assert kvm[: kvm.index(marker) + len(marker)] == unicorn[: unicorn.index(marker) + len(marker)]
 
 
 @pytest.mark.kvm

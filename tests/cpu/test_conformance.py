@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import QEMU_DETERMINISTIC, require_tool
 from tests.cpu.rom import assemble_rom, rom_source
 from vmm.config import MachineConfig, SerialConfig
 from vmm.machine import Machine
@@ -99,7 +99,8 @@ def test_same_output_under_qemu(name, tmp_path):
     out = tmp_path / "serial.txt"
     proc = subprocess.run(
         [qemu, "-M", "isapc", "-cpu", "qemu64,-apic", "-m", "64", "-bios", str(rom), "-display", "none",
-         "-serial", f"file:{out}", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot"],
+         "-serial", f"file:{out}", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot",
+         *QEMU_DETERMINISTIC],
         timeout=60,
     )  # fmt: skip
     _, serial, _ = boot(rom)

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
 from tests.conftest import ROOT, require_file, require_tool
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_vmm_with_gdb(*args: str) -> tuple[subprocess.Popen, int]:
+    """`vmm run ... --gdb 127.0.0.1:0`: the kernel picks a free port and vmm names it on
+    stderr once it listens, so gdb connects without racing other users of the port."""
+    vmm = subprocess.Popen([sys.executable, "-m", "vmm", "run", *args, "--gdb", "127.0.0.1:0"],
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    line = vmm.stderr.readline()
+    assert line.startswith("vmm: gdb stub on tcp 127.0.0.1:"), line + vmm.stderr.read()
+    return vmm, int(line.rsplit(":", 1)[1])
 
 
 def test_gdb_breaks_at_the_boot_sector_and_steps(tmp_path):
     gdb = require_tool("gdb")
     image = require_file(ROOT / "guests/build/toyos.img", "make -C firmware && make -C guests")
-    port = free_port()
-    vmm = subprocess.Popen([sys.executable, "-m", "vmm", "run", str(image), "--serial", "none",
-                            "--gdb", f"127.0.0.1:{port}", "--wait"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    vmm, port = start_vmm_with_gdb(str(image), "--serial", "none", "--wait")
     try:
         commands = ["set pagination off", "set confirm off", f"target remote 127.0.0.1:{port}",
                     "break *0x7c00", "continue", "info registers eip", "stepi", "info registers eip",
                     "x/4i $pc", "monitor stages", "kill"]  # fmt: skip
-        # gdb retries the connection until vmm listens (no sleeping here).
-        argv = [gdb, "-nx", "-batch", "-ex", "set tcp connect-timeout 30"]
+        argv = [gdb, "-nx", "-batch"]
         for command in commands:
             argv += ["-ex", command]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)

@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import require_tool
 from tests.cpu.rom import assemble_rom
-from tests.debug.test_gdb_interop import free_port
+from tests.debug.test_gdb_interop import start_vmm_with_gdb
 from tests.debug.test_watch import COUNTER
 
 
@@ -21,13 +21,11 @@ def write_rom(tmp_path):
 def test_gdb_watch_reports_old_and_new_values(tmp_path):
     gdb = require_tool("gdb")
     rom = write_rom(tmp_path)
-    port = free_port()
-    vmm = subprocess.Popen([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--serial", "none",
-                            "--gdb", f"127.0.0.1:{port}", "--wait"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    vmm, port = start_vmm_with_gdb("--bios", str(rom), "--serial", "none", "--wait")
     try:
         commands = ["set pagination off", "set confirm off", f"target remote 127.0.0.1:{port}",
                     "watch *(int*)0x7000", "continue", "continue", "info registers eip", "kill"]  # fmt: skip
-        argv = [gdb, "-nx", "-batch", "-ex", "set tcp connect-timeout 30"]
+        argv = [gdb, "-nx", "-batch"]
         for command in commands:
             argv += ["-ex", command]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -44,7 +42,6 @@ def test_gdb_watch_reports_old_and_new_values(tmp_path):
 
 def test_gdb_without_wait_lets_the_guest_run_to_its_end(tmp_path):
     rom = write_rom(tmp_path)
-    port = free_port()
     result = subprocess.run([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--serial", "none",
-                             "--gdb", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)  # fmt: skip
+                             "--gdb", "127.0.0.1:0"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 33, result.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from tests.conftest import ROOT, require_file, require_tool
+from tests.conftest import QEMU_DETERMINISTIC, ROOT, require_file, require_tool
 from vmm.boot.multiboot import memory_map
 from vmm.config import MachineConfig, SerialConfig
 from vmm.machine import Machine
@@ -32,7 +32,7 @@ MEMORY_MB = 64
 TIMEOUT = 60
 MEMORY_LINE = re.compile(r"multiboot: (mem_lower|mmap \d+:) ")
 QEMU_ISAPC = ["-M", "isapc", "-cpu", "qemu64,-apic", "-m", str(MEMORY_MB), "-display", "none", "-serial", "stdio",
-              "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]  # fmt: skip
+              "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", *QEMU_DETERMINISTIC]  # fmt: skip
 
 # QEMU (hw/i386/multiboot.c) passes "<kernel path> <append>" as the command line and the
 # whole -initrd item ("<path> <arguments>") as the module string; vmm does the same.

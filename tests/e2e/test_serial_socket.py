@@ -10,12 +10,6 @@ import sys
 from tests.conftest import ROOT, require_file
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def read_until(conn: socket.socket, buffer: bytearray, marker: bytes) -> None:
     while marker not in buffer:
         data = conn.recv(4096)
@@ -25,11 +19,14 @@ def read_until(conn: socket.socket, buffer: bytearray, marker: bytes) -> None:
 
 def test_shell_over_a_tcp_serial_port():
     image = require_file(ROOT / "guests" / "build" / "toyos.img")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vmm", "run", str(image), "--serial", f"socket:127.0.0.1:{port}",
+    # Port 0: the kernel picks a free port and vmm names it once it listens (a port picked
+    # here and bound later could be taken in between by another process).
+    proc = subprocess.Popen([sys.executable, "-m", "vmm", "run", str(image), "--serial", "socket:127.0.0.1:0",
                              "--timeout", "60"], stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        assert proc.stderr.readline() == f"vmm: COM1 on tcp 127.0.0.1:{port}\n"  # listening now
+        line = proc.stderr.readline()
+        assert line.startswith("vmm: COM1 on tcp 127.0.0.1:"), line  # listening now
+        port = int(line.rsplit(":", 1)[1])
         conn = socket.create_connection(("127.0.0.1", port), timeout=30)
         conn.settimeout(30)
         seen = bytearray()

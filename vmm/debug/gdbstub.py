@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import select
 import socket
+import sys
 
 from vmm.debug.commands import Commands
 from vmm.debug.engine import Debugger
@@ -78,6 +79,7 @@ class GdbStub:
         except OSError as exc:
             raise ConfigError(f"--gdb: cannot listen on {host}:{port}: {exc.strerror}") from None
         self.listener.listen(1)
+        self.address = self.listener.getsockname()[:2]  # the port the kernel chose for port 0
         self.machine = machine
         self.dbg = Debugger(machine, checkpoint_every=None)
         self.commands = Commands(self.dbg)
@@ -305,6 +307,8 @@ def serve_gdb(machine, endpoint: str, wait: bool = False) -> GdbStub:
     """Listen for gdb; with ``wait``, block until it connects (the machine waits at reset);
     without, ``serve`` runs the guest until gdb connects or the guest ends."""
     stub = GdbStub(machine, endpoint)
+    host, port = stub.address
+    print(f"vmm: gdb stub on tcp {host}:{port}", file=sys.stderr, flush=True)  # listening from now on
     if wait:
         stub.accept()
     return stub

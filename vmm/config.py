@@ -80,15 +80,3 @@ class MachineConfig:
         if self.serial.kind not in ("stdio", "file", "socket", "pipe", "none"):
             raise ConfigError(f"unknown serial kind {self.serial.kind!r}")
         return self
-
-
-def parse_size(text: str, default_unit: int = MIB) -> int:
-    """'64M', '1G', '512K', '4096' (in default units) -> bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    s = text.strip().upper().removesuffix("B").removesuffix("I")
-    try:
-        if s and s[-1] in units:
-            return int(float(s[:-1]) * units[s[-1]])
-        return int(s) * default_unit
-    except ValueError:
-        raise ConfigError(f"bad size {text!r} (use a number with K, M or G, e.g. 64M)") from None

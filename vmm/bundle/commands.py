@@ -16,6 +16,7 @@ from vmm.bundle.lock import VmLock
 from vmm.bundle.nvram import ForeignNvramError, Nvram
 from vmm.bundle.vmx import VmxFile, check_key, escape_value
 from vmm.errors import ConfigError, VmmError
+from vmm.sizes import parse_memory_mb
 
 __all__ = ["create_bundle", "nvram_path", "nvram_set", "nvram_show", "resolve_bundle", "set_key", "show"]
 
@@ -71,13 +72,24 @@ def set_key(path: Path | str, key: str, value: str | None) -> Path:
         else:
             if key.lower() == ".encoding":
                 raise ConfigError(f"{vmx_path}: .encoding is kept as the file was written")
-            vmx.set(key, value)
+            vmx.set(key, _as_vmware_writes(key, value))
         try:
             build_config(vmx, vmx_path)
         except VmmError as exc:
             raise type(exc)(f"{exc} (nothing saved)") from None
         vmx.save(vmx_path)
     return vmx_path
+
+
+def _as_vmware_writes(key: str, value: str) -> str:
+    """``memsize = "128M"`` is saved as VMware reads it, ``"128"`` (MB); a bad size is left for
+    the bundle check to report with its place in the file."""
+    if key.lower() == "memsize":
+        try:
+            return str(parse_memory_mb(value, key))
+        except ConfigError:
+            pass
+    return value
 
 
 def nvram_path(path: Path | str) -> tuple[Path, Path | None]:

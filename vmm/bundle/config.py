@@ -25,6 +25,7 @@ from vmm.bundle.nvram import ForeignNvramError, Nvram
 from vmm.bundle.vmx import VmxFile
 from vmm.config import MAX_MEMORY_MB, MIN_MEMORY_MB, DiskConfig, MachineConfig, NicConfig, SerialConfig
 from vmm.errors import ConfigError
+from vmm.sizes import parse_memory_mb
 
 # Keys that describe the VM and change nothing in how vmm runs it: accepted silently.
 INFORMATIONAL_KEYS = {
@@ -176,6 +177,16 @@ class _Reader:
         except ValueError:
             raise self.error(key, f"{value!r} is not {what}") from None
 
+    def memory_mb(self, key: str) -> int | None:
+        """MB, as VMware writes it (``"64"``), or any size vmm reads (``"64M"``, ``"1G"``)."""
+        value = self.get(key)
+        if value is None:
+            return None
+        try:
+            return parse_memory_mb(value, key)
+        except ConfigError as exc:
+            raise self.error(key, str(exc).removeprefix(f"{key}: ")) from None
+
     def path(self, key: str, must_exist: bool = True) -> Path | None:
         value = self.get(key)
         if value is None or value == "":
@@ -239,7 +250,7 @@ class _Reader:
             if firmware.lower() != "bios":
                 raise self.error("firmware", f'unknown firmware {firmware!r} (vmm has "bios")')
             self.explain("firmware", "BIOS")
-        memsize = self.integer("memsize", what="a whole number of MB")
+        memsize = self.memory_mb("memsize")
         if memsize is not None:
             if not MIN_MEMORY_MB <= memsize <= MAX_MEMORY_MB:
                 raise self.error("memsize", f"{memsize} MB is out of range ({MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB)")

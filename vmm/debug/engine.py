@@ -372,7 +372,7 @@ class Debugger:
         return Event("breakpoint", f"stopped at {address:#x}")
 
     def _finish(self, exit_) -> Event:
-        from vmm.cli import describe_fault
+        from vmm.cpu.faults import describe_fault
 
         text = f"machine stopped: {exit_.reason}"
         if exit_.reason == "exit-port":

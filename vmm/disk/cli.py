@@ -1,6 +1,6 @@
 """The ``vmm disk`` command: create, info, convert, check, commit.
 
-``register(subparsers)`` adds it to the main CLI; each subcommand's ``func`` takes the
+``add_arguments("disk", parser)`` adds it to the main CLI; each subcommand's ``func`` takes the
 parsed Namespace and returns an exit status, raising DiskError for bad input (the main CLI
 turns that into one line on stderr). ``python -m vmm.disk.cli create ...`` runs it alone.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 
@@ -21,16 +20,12 @@ from vmm.disk.vmdk.commit import commit
 from vmm.disk.vmdk.convert import convert, default_type
 from vmm.disk.vmdk.create import DISK_TYPES, SPLIT_EXTENT_SECTORS, create_child, create_disk
 from vmm.errors import DiskError, VmmError
+from vmm.sizes import parse_size
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
-
-def parse_size(text: str) -> int:
+def disk_size(text: str) -> int:
     """'64M', '1G', '512K', '1048576' → bytes (binary units, as qemu-img reads them)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([bkmgtBKMGT]?)(?:i?[bB])?\s*", text)
-    if not match:
-        raise DiskError(f"size {text!r} is not a number with an optional K, M, G or T suffix")
-    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    size = parse_size(text, "SIZE")
     if size % SECTOR_SIZE:
         raise DiskError(f"size {text!r} ({size} bytes) is not a multiple of {SECTOR_SIZE} bytes")
     return size
@@ -75,7 +70,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         return 0
     if args.size is None:
         raise DiskError("disk create: SIZE is required (unless --parent is given)")
-    size = parse_size(args.size)
+    size = disk_size(args.size)
     disk_type = args.type or default_type(args.file)
     create_disk(args.file, size // SECTOR_SIZE, disk_type, **_options(args, disk_type))
     print(f"{args.file}: {disk_type}, {human(size)}")
@@ -147,10 +142,8 @@ def cmd_commit(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``disk`` and its subcommands to the main CLI's subparsers."""
-    disk = subparsers.add_parser("disk", help="create, inspect, convert, check and commit disk images",
-                                 description="Raw and VMDK disk images.")
+def add_arguments(name: str, disk: argparse.ArgumentParser) -> None:
+    """Add the subcommands of ``vmm disk`` to its parser."""
     sub = disk.add_subparsers(dest="disk_command", metavar="COMMAND", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -184,13 +177,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     p = add("commit", cmd_commit, "fold a delta disk into its parent")
     p.add_argument("child", metavar="CHILD")
-    return disk
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vmm")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["disk", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="vmm disk", description="Raw and VMDK disk images.")
+    add_arguments("disk", parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except VmmError as exc:

@@ -23,8 +23,7 @@ from vmm.testing.spec import load_spec
 SUFFIX = ".vmm.toml"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("test", help="run expectation files (NAME.vmm.toml) against guest images")
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help=f"expectation files, or folders holding *{SUFFIX}")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="run N tests in parallel processes")
     p.add_argument("--junit", metavar="PATH", help="also write the results as JUnit XML")

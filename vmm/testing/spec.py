@@ -40,9 +40,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmm.config import DiskConfig, MachineConfig, parse_size
+from vmm.config import DiskConfig, MachineConfig
 from vmm.debug.stages import STAGES
 from vmm.errors import ConfigError
+from vmm.sizes import parse_count, parse_memory_mb
 
 STEP_KINDS = ("expect", "send", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
 STEP_MODIFIERS = {"within", "raw", "note"}
@@ -52,8 +53,9 @@ TOP_KEYS = {"name", "machine", "keep", "step", "timeout"}
 EXIT_WORDS = ("halted", "triple-fault")
 DEFAULT_WITHIN = "1s"  # of virtual time: 100 M instructions at the default 100 MHz
 DEFAULT_TIMEOUT = 120.0  # wall seconds for the whole test: a guard, not a budget
-BUDGET = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*(k|m|g|ns|us|ms|s)?\s*(?:insns?|instructions)?\s*$", re.I)
-INSN_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+TIME_BUDGET = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?)\s*(ns|us|ms|s)\s*$", re.I)
+NUMBER_FIRST = re.compile(r"\s*[-+]?[0-9]")
+INSN_WORDS = re.compile(r"\s*(insns?|instructions)\s*$", re.I)
 TIME_UNITS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}
 
 
@@ -72,19 +74,21 @@ class Budget:
 
 
 def parse_budget(value: object, where: str) -> Budget:
-    """``2000000`` / ``"50M"`` / ``"50M insns"`` → instructions; ``"5s"`` / ``"20ms"`` → virtual time."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return Budget(instructions=value)
-    match = BUDGET.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ConfigError(f"{where}: within = {value!r}: expected instructions (50M, 2_000_000) or time (5s, 20ms)")
-    number, unit = float(match[1].replace("_", "")), (match[2] or "").lower()
-    if unit in TIME_UNITS:
-        budget = Budget(time_ns=int(number * TIME_UNITS[unit]))
+    """``2000000`` / ``"50M"`` / ``"50M insns"`` → instructions; ``"5s"`` / ``"20ms"`` → virtual time.
+
+    Instruction counts are read by vmm.sizes.parse_count, as ``--max-insns`` is.
+    """
+    what = f"{where}: within"
+    match = TIME_BUDGET.match(value) if isinstance(value, str) else None
+    if match is not None:
+        budget = Budget(time_ns=int(float(match[1].replace("_", "")) * TIME_UNITS[match[2].lower()]))
+    elif isinstance(value, int | str) and not isinstance(value, bool) and NUMBER_FIRST.match(str(value)):
+        count = INSN_WORDS.sub("", value) if isinstance(value, str) else value
+        budget = Budget(instructions=parse_count(count, what))
     else:
-        budget = Budget(instructions=int(number * INSN_UNITS[unit]))
+        raise ConfigError(f"{what} = {value!r}: expected instructions (50M, 2_000_000) or time (5s, 20ms)")
     if not (budget.instructions or budget.time_ns):
-        raise ConfigError(f"{where}: within = {value!r} must be more than zero")
+        raise ConfigError(f"{what} = {value!r} must be more than zero")
     return budget
 
 
@@ -157,7 +161,7 @@ def machine_config(table: dict, spec_path: Path) -> MachineConfig:
     if "append" in table:
         config.append = table["append"]
     if "mem" in table:
-        config.memory_mb = parse_size(str(table["mem"])) // (1 << 20)
+        config.memory_mb = parse_memory_mb(table["mem"], f"{where}: mem")
     if "accel" in table:
         config.accel = table["accel"]
     for stage, addr in table.get("stage_entries", {}).items():

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmm.config import DiskConfig, MachineConfig, parse_size
+from vmm.config import DiskConfig, MachineConfig
 from vmm.errors import ConfigError
 from vmm.memory import GuestMemory
+from vmm.sizes import parse_memory_mb
 from vmm.testing.session import GuestSession
 from vmm.testing.spec import DEFAULT_WITHIN, Budget, parse_budget
 from vmm.testing.statefile import save_machine_state
@@ -50,7 +51,7 @@ def build_config(image: str | Path | None = None, bundle: str | Path | None = No
     if append is not None:
         config.append = append
     if mem is not None:
-        config.memory_mb = mem if isinstance(mem, int) else parse_size(mem) // (1 << 20)
+        config.memory_mb = parse_memory_mb(mem, "mem")
     if accel is not None:
         config.accel = accel
     config.serial.kind = "none"

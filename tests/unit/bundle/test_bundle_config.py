@@ -114,7 +114,7 @@ def test_nvram_and_boot_order_reach_the_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('memsize = "lots"\n', "vm.vmx:3: memsize: 'lots' is not a whole number of MB"),
+        ('memsize = "lots"\n', "vm.vmx:3: memsize: 'lots' is not a size"),
         ('memsize = "65536"\n', "vm.vmx:3: memsize: 65536 MB is out of range (1-3072 MB)"),
         ('numvcpus = "4"\n', "vm.vmx:3: numvcpus: 4 CPUs asked, but vmm emulates one CPU for now (set it to 1)"),
         (

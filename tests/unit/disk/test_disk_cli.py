@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -12,15 +11,14 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from vmm.cli.main import build_parser
 from vmm.disk import cli
 from vmm.disk.open import open_disk
-from vmm.errors import DiskError
+from vmm.errors import VmmError
 
 
 def vmm_disk(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="vmm")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["disk", *argv])
+    args = build_parser(["disk", *argv]).parse_args(["disk", *argv])
     return args.func(args)
 
 
@@ -47,9 +45,12 @@ def test_default_type_follows_the_extension(tmp_path):
     assert os.path.getsize(tmp_path / "b.img") == 65536
 
 
-@pytest.mark.parametrize(("size", "message"), [("12Q", "not a number"), ("1000", "not a multiple of 512")])
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [("12Q", "SIZE: '12Q' is not a size"), ("1000", "not a multiple of 512")],
+)
 def test_bad_sizes(tmp_path, size, message):
-    with pytest.raises(DiskError, match=message):
+    with pytest.raises(VmmError, match=message):
         vmm_disk("create", str(tmp_path / "d.vmdk"), size)
 
 

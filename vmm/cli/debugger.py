@@ -1,4 +1,4 @@
-"""`vmm step` (the interactive debugger) and `vmm trace` (an instruction trace)."""
+"""``vmm step`` (the interactive debugger) and ``vmm trace`` (an instruction trace)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,37 @@ import argparse
 import sys
 from pathlib import Path
 
+from vmm.cli.machine_flags import add_machine_flags, config_from_args, make_machine
 from vmm.config import SerialConfig
 from vmm.errors import ConfigError, VmmError
+from vmm.sizes import parse_count
 
 
-def register(sub) -> None:
-    from vmm.cli import _add_machine_flags
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    add_machine_flags(parser)
+    if name == "step":
+        add_step_flags(parser)
+    else:
+        add_trace_flags(parser)
 
-    step = sub.add_parser("step", help="debug a boot interactively: step, break, back, regs, disas")
-    _add_machine_flags(step)
+
+def add_step_flags(step: argparse.ArgumentParser) -> None:
     step.add_argument("--symbols", metavar="ELF", help="symbols (and the kernel entry) from an ELF file")
     step.add_argument("--script", metavar="FILE", help="run the debugger commands in FILE and print the transcript")
-    step.add_argument("--checkpoint-every", metavar="N", type=int, default=200_000,
-                      help="instructions between checkpoints for `back` (0: off)")  # fmt: skip
+    step.add_argument("--checkpoint-every", metavar="N", default="200K",
+                      help="instructions between checkpoints for `back` (default 200K; 0: off)")  # fmt: skip
     step.set_defaults(func=cmd_step)
 
-    trace = sub.add_parser("trace", help="write an instruction trace (address, bytes, disassembly, changes)")
-    _add_machine_flags(trace)
+
+def add_trace_flags(trace: argparse.ArgumentParser) -> None:
     trace.add_argument("--until", metavar="STAGE|ADDR", required=True, help="stop at this stage or address")
     trace.add_argument("--from-stage", metavar="STAGE", help="trace only from this stage on")
-    trace.add_argument("--max-insns", metavar="N", type=int, default=5_000_000, help="give up after N instructions")
+    trace.add_argument("--max-insns", metavar="N", default="5M", help="give up after N instructions (default 5M)")
     trace.add_argument("--out", metavar="FILE", required=True, help="where to write the trace")
     trace.set_defaults(func=cmd_trace)
 
 
 def open_debugger(args: argparse.Namespace, checkpoint_every: int | None):
-    from vmm.cli import config_from_args, make_machine
     from vmm.debug.engine import Debugger
     from vmm.debug.symbols import Symbols
 
@@ -48,7 +53,7 @@ def cmd_step(args: argparse.Namespace) -> int:
     from vmm.debug.commands import Commands
     from vmm.debug.screen import interactive
 
-    dbg = open_debugger(args, args.checkpoint_every)
+    dbg = open_debugger(args, parse_count(args.checkpoint_every, "--checkpoint-every"))
     try:
         if args.script:
             try:
@@ -85,6 +90,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from vmm.debug.stages import STAGES
     from vmm.debug.trace import write_trace
 
+    limit = parse_count(args.max_insns, "--max-insns")
     dbg = open_debugger(args, None)
     try:
         until: str | int = args.until
@@ -94,7 +100,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
             except ValueError:
                 raise ConfigError(f"--until: {args.until!r} is neither a stage nor an address") from None
         with open(args.out, "w") as out:
-            count = write_trace(dbg, until, out, from_stage=args.from_stage, limit=args.max_insns)
+            count = write_trace(dbg, until, out, from_stage=args.from_stage, limit=limit)
         print(f"vmm: traced {count:,} instructions to {args.out}", file=sys.stderr)
         return 0
     finally:

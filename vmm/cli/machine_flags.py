@@ -1,0 +1,119 @@
+"""The flags every command that builds a machine shares, and the MachineConfig they describe.
+
+``vmm run``, ``screenshot``, ``step`` and ``trace`` all call :func:`add_machine_flags`; a
+new machine flag goes here (and into :func:`config_from_args`), once for all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vmm.config import DiskConfig, MachineConfig, SerialConfig
+from vmm.errors import ConfigError
+from vmm.sizes import parse_memory_mb
+
+
+def add_machine_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", nargs="?", help="a raw or VMDK disk image, or a bundle (NAME.vmx or its folder)")
+    p.add_argument("--bios", metavar="ROM", help="BIOS ROM image, 64-256 KiB (default: firmware/build/bios.bin)")
+    p.add_argument("--disk", metavar="IMG", action="append", help="a disk image (repeat for the slave)")
+    p.add_argument("--mem", metavar="SIZE", help="guest RAM, e.g. 64M or 1G (default 64M)")
+    p.add_argument("--accel", choices=["unicorn", "kvm", "auto"], help="CPU backend (default unicorn)")
+    p.add_argument("--irqchip", choices=["user", "kernel"],
+                   help="with --accel kvm: vmm's PIC and PIT (user, default) or KVM's in-kernel ones")  # fmt: skip
+    p.add_argument("--kernel", metavar="ELF", help="boot a Multiboot ELF kernel directly, as qemu -kernel")
+    p.add_argument("--append", metavar="CMDLINE", help="kernel command line (with --kernel)")
+    p.add_argument("--initrd", metavar="'FILE [ARGS]'", help="a module for the kernel (with --kernel); "
+                   "the whole text is its string, as with qemu")  # fmt: skip
+
+
+def serial_config(text: str) -> SerialConfig:
+    if text in ("stdio", "none"):
+        return SerialConfig(text)
+    kind, _, path = text.partition(":")
+    if kind in ("file", "socket") and path:
+        return SerialConfig(kind, path)
+    raise ConfigError(f"--serial: expected stdio, none, file:PATH or socket:[HOST:]PORT, not {text!r}")
+
+
+def parse_address(text: str, what: str) -> int:
+    try:
+        value = int(text.replace("_", ""), 0)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not an address") from None
+    if value < 0:
+        raise ConfigError(f"{what}: {text} is negative")
+    return value
+
+
+def is_bundle(target: str | None) -> bool:
+    return bool(target) and (target.endswith(".vmx") or Path(target).is_dir())
+
+
+def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConfig, list[str]]:
+    """The MachineConfig a `vmm run`/`step`/`trace` command line describes."""
+    ignored: list[str] = []
+    target = getattr(args, "image", None)
+    if bundle is not None or is_bundle(target):
+        if bundle is None:
+            from vmm.bundle.config import read_bundle
+
+            bundle = read_bundle(Path(target))
+        config, ignored = bundle.machine, bundle.ignored_keys
+    else:
+        config = MachineConfig()
+        if target:
+            config.disks.append(DiskConfig("ide0:0", Path(target)))
+    for i, disk in enumerate(args.disk or []):
+        slot = f"ide0:{len(config.disks) + i}" if config.disks or i else "ide0:0"
+        config.disks.append(DiskConfig(slot, Path(disk)))
+    if args.bios:
+        config.bios = Path(args.bios)
+    if args.mem:
+        config.memory_mb = parse_memory_mb(args.mem, "--mem")
+    if args.accel:
+        config.accel = args.accel
+    if getattr(args, "irqchip", None):
+        config.irqchip = args.irqchip
+    if getattr(args, "serial", None):
+        config.serial = serial_config(args.serial)
+    if getattr(args, "realtime", False):
+        config.realtime = True
+    if getattr(args, "kernel", None):
+        config.kernel = Path(args.kernel)
+    if getattr(args, "append", None) is not None:
+        config.append = args.append
+    if getattr(args, "initrd", None):
+        config.initrd = Path(args.initrd)
+    if getattr(args, "stage_kernel", None):
+        config.stage_entries["kernel"] = kernel_entry(args.stage_kernel)
+    module = Path(str(config.initrd).split(" ", 1)[0]) if config.initrd is not None else None
+    for path in [config.bios, config.kernel, module]:
+        if path is not None and not path.exists():
+            raise ConfigError(f"{path}: no such file")
+    return config.validate(), ignored
+
+
+def kernel_entry(text: str) -> int:
+    """An address, or the entry point of an ELF file."""
+    if Path(text).is_file():
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        try:
+            with open(text, "rb") as f:
+                return ELFFile(f)["e_entry"]
+        except ELFError as exc:
+            raise ConfigError(f"--stage-kernel: {text}: not an ELF file ({exc})") from None
+    return parse_address(text, "--stage-kernel")
+
+
+def make_machine(config: MachineConfig, serial_out=None):
+    from vmm.cpu.select import cpu_factory_for
+    from vmm.machine import Machine
+
+    factory = cpu_factory_for(config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr),
+                              irqchip=config.irqchip)
+    return Machine(config, serial_out=serial_out, cpu_factory=factory)

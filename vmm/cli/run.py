@@ -1,0 +1,168 @@
+"""``vmm run``: its flags, the run loop, and the exit status it reports.
+
+Exit status: the guest's own when it writes the exit port (QEMU's isa-debug-exit
+convention); 0 when the guest halts or the user leaves (Ctrl-]); 124 when --timeout or
+--max-insns is reached (as timeout(1)); 3 on a triple fault; 1 when emulation stops on an
+error; 2 for a bad flag or setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vmm.cli.machine_flags import add_machine_flags, config_from_args, is_bundle, make_machine
+from vmm.config import MachineConfig
+from vmm.errors import ConfigError
+from vmm.sizes import parse_count
+
+EXIT_LIMIT = 124  # --timeout or --max-insns reached (as timeout(1))
+EXIT_TRIPLE_FAULT = 3
+EXIT_ERROR = 1
+
+
+def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
+    add_machine_flags(run)
+    run.add_argument("--serial", metavar="WHERE",
+                     help="stdio (default), none, file:PATH, or socket:[HOST:]PORT (a TCP server)")  # fmt: skip
+    run.add_argument("--max-insns", metavar="N", help=f"stop after N instructions, e.g. 3M (exit status {EXIT_LIMIT})")
+    run.add_argument("--timeout", metavar="S", type=float, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
+    run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
+    run.add_argument("--stage-kernel", metavar="ADDR|ELF",
+                     help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
+    run.add_argument("--realtime", action="store_true", help="timers follow wall time (not reproducible)")
+    run.add_argument("--on-triple-fault", choices=["stop", "reset"], default="stop",
+                     help="stop with the chain of faults (default) or reset the machine")  # fmt: skip
+    run.add_argument("--log-unclaimed", action="store_true",
+                     help="report ports and memory the guest touched that no device claims")  # fmt: skip
+    run.add_argument("--gdb", metavar="[HOST:]PORT", help="serve the GDB remote protocol")
+    run.add_argument("--wait", action="store_true", help="with --gdb: wait for the debugger before running")
+    run.add_argument("--screenshot", metavar="PNG", help="save the VGA text screen as PNG when the run ends")
+    run.set_defaults(func=cmd_run)
+
+
+def open_serial(config: MachineConfig):
+    """The host end of COM1 (see vmm.serialport)."""
+    from vmm import serialport
+
+    kind, path = config.serial.kind, config.serial.path
+    if kind == "stdio":
+        return serialport.StdoutSerial(sys.stdout.buffer)
+    if kind == "none":
+        return serialport.SerialEndpoint()
+    if kind == "file":
+        return serialport.FileSerial(path)
+    if kind == "socket":
+        return serialport.SocketSerial(path)
+    raise ConfigError(f"serial kind {kind!r} is not supported by `vmm run` yet")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if is_bundle(args.image):
+        from vmm.bundle.config import read_bundle
+        from vmm.bundle.lock import VmLock
+
+        bundle = read_bundle(Path(args.image))
+        # One monitor per VM; the guest's CMOS goes back into the .nvram at power-off.
+        with VmLock(bundle.vmx_path):
+            return _run(args, bundle)
+    return _run(args, None)
+
+
+def _run(args: argparse.Namespace, bundle) -> int:
+    max_insns = parse_count(args.max_insns, "--max-insns") if args.max_insns else None
+    config, ignored = config_from_args(args, bundle)
+    if ignored:
+        print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
+    serial = open_serial(config)
+    if config.serial.kind == "socket":
+        host, port = serial.address[:2]
+        print(f"vmm: COM1 on tcp {host}:{port}", file=sys.stderr, flush=True)
+    machine = make_machine(config, serial_out=serial.write)
+    serial.attach(machine)
+    machine.io.unclaimed.enabled = args.log_unclaimed
+    if args.stages:
+        machine.on_stage = lambda t: print(f"vmm: {t.describe()}", file=sys.stderr, flush=True)
+        print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
+    from vmm.cli.terminal import StdinFeeder
+
+    feeder = StdinFeeder(machine) if config.serial.kind == "stdio" else None
+    poll = feeder.poll if feeder else serial.poll
+    pace = serial.interactive or bool(feeder and feeder.raw)
+    gdb = None
+    try:
+        if args.gdb:
+            from vmm.debug.gdbstub import serve_gdb
+
+            gdb = serve_gdb(machine, args.gdb, wait=args.wait)
+        deadline = None if max_insns is None else machine.cpu.instructions + max_insns
+        while True:
+            if gdb is not None:
+                # gdb drives the machine: serve() returns when gdb detaches (the run
+                # then goes on to the end) or kills it, or when the guest ends.
+                result = gdb.serve()
+                break
+            left = None if deadline is None else max(0, deadline - machine.cpu.instructions)
+            result = machine.run(max_instructions=left, timeout=args.timeout,
+                                 pace=pace,
+                                 poll=poll)  # fmt: skip
+            if result.reason == "triple-fault" and args.on_triple_fault == "reset":
+                print("vmm: triple fault: resetting", file=sys.stderr)
+                machine.reset()
+                continue
+            break
+        if args.screenshot:
+            machine.vga.screenshot_png(Path(args.screenshot))
+        if bundle is not None:
+            bundle.store_cmos(machine.cmos.nvram_bytes())
+        if args.log_unclaimed:
+            report_unclaimed(machine)
+    finally:
+        if feeder:
+            feeder.close()
+        serial.close()
+        if gdb:
+            gdb.close()
+    return report(machine, result, args.stages)
+
+
+def report_unclaimed(machine) -> None:
+    """What the guest probed that no device answers (`vmm run --log-unclaimed`)."""
+    ports: dict[tuple[str, int], int] = {}
+    for kind, port, _size, _value in machine.io.unclaimed.entries:
+        ports[(kind, port)] = ports.get((kind, port), 0) + 1
+    listed = ", ".join(f"{kind} {port:#x} x{n}" for (kind, port), n in sorted(ports.items(), key=lambda i: i[0][1]))
+    print(f"vmm: unclaimed ports: {machine.io.unclaimed.count} accesses{': ' + listed if listed else ''}",
+          file=sys.stderr)  # fmt: skip
+    if hasattr(machine.cpu, "unclaimed_memory"):
+        count, recent = machine.cpu.unclaimed_memory()
+        last = ", ".join(f"{kind} {addr:#x}" for addr, kind in recent)
+        print(f"vmm: unclaimed memory: {count} accesses{'; last: ' + last if last else ''}", file=sys.stderr)
+
+
+def report(machine, result, stages: bool = False) -> int:
+    from vmm.cpu.faults import describe_fault
+
+    insns = machine.cpu.instructions
+    ms = machine.clock.now_ns() / 1e6
+    if result.reason == "exit-port":
+        if stages:
+            print(f"vmm: guest exit status {result.status} after {insns:,} instructions, {ms:.3f} ms",
+                  file=sys.stderr)  # fmt: skip
+        return result.status
+    if result.reason == "triple-fault":
+        print(f"vmm: triple fault after {insns:,} instructions; the faults that led to it:", file=sys.stderr)
+        for vector, error, pc in result.fault_chain[-3:]:
+            print(f"vmm:   {describe_fault(vector, error, pc)}", file=sys.stderr)
+        return EXIT_TRIPLE_FAULT
+    if result.reason in ("limit", "timeout"):
+        print(f"vmm: {result.detail}", file=sys.stderr)
+        return EXIT_LIMIT
+    if result.reason == "halted":
+        print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
+        return 0
+    if result.reason == "stopped":
+        return 0
+    print(f"vmm: emulation stopped: {result.detail}", file=sys.stderr)
+    return EXIT_ERROR

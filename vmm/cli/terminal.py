@@ -1,0 +1,72 @@
+"""The host keyboard and terminal while a guest runs with ``--serial stdio``.
+
+On a terminal, stdin goes raw (every key to the guest's COM1, as a serial terminal would
+send it) and Ctrl-] leaves, as in telnet; the terminal is restored when the run ends.
+Standard input that is not a terminal (a pipe, a file, ``</dev/null``) is fed to the guest
+as typed lines, once the guest reads COM1; at its end the guest just gets no more input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+CTRL_RIGHT_BRACKET = b"\x1d"
+
+
+class StdinFeeder:
+    """Host keyboard → guest COM1 (raw terminal when stdin is a TTY)."""
+
+    def __init__(self, machine) -> None:
+        self.machine = machine
+        self.fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
+        self.saved = None
+        self.pending = bytearray()
+        if self.fd is not None and os.isatty(self.fd):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        if self.fd is not None:
+            os.set_blocking(self.fd, False)
+
+    @property
+    def raw(self) -> bool:
+        """True while the terminal is in raw mode (a line must end in CR LF to start at the left)."""
+        return self.saved is not None
+
+    def poll(self) -> None:
+        if self.pending and self.machine.uart.listening:
+            self.machine.send(bytes(self.pending))
+            self.pending.clear()
+        if self.fd is None:
+            return
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.fd = None
+            return
+        if not data:
+            self.fd = None
+            return
+        if self.saved is not None and CTRL_RIGHT_BRACKET in data:  # Ctrl-] leaves, as telnet
+            self.machine.request_stop("stopped")
+            return
+        if self.saved is None:
+            # Piped text: a line ends in CR on a serial terminal (what Enter sends), so
+            # LF and CR LF both become one CR. It waits until the guest reads COM1: a
+            # guest that sets up its UART clears the receive FIFO, losing what came early.
+            self.pending.extend(data.replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+            return
+        self.machine.send(data)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.set_blocking(self.fd, True)
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)

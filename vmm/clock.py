@@ -60,6 +60,9 @@ class VirtualClock:
         self._heap: list[tuple[int, int, int, Timer]] = []
         self._seq = 0
         self._offset_ns = 0  # virtual time carried over from a restored snapshot
+        # Called with the new deadline whenever a timer is armed (the machine shortens a
+        # CPU run already under way, so the deadline holds wherever it was armed).
+        self.on_arm: Callable[[int], None] | None = None
 
     def attach(self, instructions_retired: Callable[[], int]) -> None:
         """Use ``instructions_retired()`` as the source of guest progress."""
@@ -71,6 +74,11 @@ class VirtualClock:
     def ns_to_insns(self, ns: int) -> int:
         # Round up so that running this many instructions reaches the deadline.
         return -(-ns * self.mhz // 1000)
+
+    def deadline_insns(self, deadline_ns: int) -> int:
+        """The instruction count at which ``now_ns()`` reaches ``deadline_ns`` (virtual
+        clock): the one place a deadline becomes an instruction, for every run slice."""
+        return self.ns_to_insns(deadline_ns - self._offset_ns)
 
     def now_ns(self) -> int:
         if self.realtime:
@@ -84,6 +92,8 @@ class VirtualClock:
         assert timer.deadline_ns is not None
         self._seq += 1
         heapq.heappush(self._heap, (timer.deadline_ns, self._seq, timer._generation, timer))
+        if self.on_arm is not None and not self.realtime:
+            self.on_arm(timer.deadline_ns)
 
     def _prune(self) -> None:
         heap = self._heap

@@ -91,6 +91,7 @@ class Machine:
         self._build_devices()
         self.cpu = (cpu_factory or self._default_cpu)(self)
         self.clock.attach(lambda: self.cpu.instructions)
+        self.clock.on_arm = self._on_timer_armed
         self._irq_level = False
         self.power_on()
 
@@ -222,6 +223,12 @@ class Machine:
     def interrupt_acknowledge(self) -> int:
         return self.pic.acknowledge()
 
+    def _on_timer_armed(self, deadline_ns: int) -> None:
+        """A device armed a timer, perhaps from inside a CPU run (a port write): the run
+        under way ends at that deadline too, so the timer fires at the same instruction
+        however the host slices the run."""
+        self.cpu.limit_run(self.clock.deadline_insns(deadline_ns))
+
     # ---- power ----
 
     def power_on(self) -> None:
@@ -269,7 +276,9 @@ class Machine:
                     break
             budget = MAX_SLICE
             deadline = self.clock.next_deadline_ns()
-            if deadline is not None:
+            if deadline is not None and not self.clock.realtime:
+                budget = min(budget, max(1, self.clock.deadline_insns(deadline) - self.cpu.instructions))
+            elif deadline is not None:
                 budget = min(budget, max(1, self.clock.ns_to_insns(deadline - self.clock.now_ns())))
             if limit is not None:
                 if self.cpu.instructions >= limit:

@@ -107,6 +107,11 @@ class CpuBackend(Protocol):
         """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""
         ...
 
+    def limit_run(self, instructions: int) -> None:
+        """A timer was armed during run(): end that run where ``instructions`` (a total
+        count) is reached, if sooner than its own deadline (no-op outside run())."""
+        ...
+
     @property
     def stats(self) -> dict[str, int]:
         """Counters for reports and benchmarks (irqs, exceptions, exits...)."""

@@ -119,6 +119,7 @@ class KvmCpu:
         self.memory = memory
         self.platform = platform
         self.clock_mhz = clock_mhz
+        self._deadline = 0  # the instruction count the run() under way ends at
         self._fds: list[int] = []
         self._rom_maps: list[mmap.mmap] = []
         self._run_map = ffi.NULL
@@ -345,18 +346,23 @@ class KvmCpu:
         region.userspace_addr = self._ram_address + (A20_WINDOW if enabled else 0)
         self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_SET_USER_MEMORY_REGION, region), "map the A20 window")
 
+    def limit_run(self, instructions: int) -> None:
+        """A timer armed by an exit handler: the next KVM_RUN of this run() ends there."""
+        self._deadline = min(self._deadline, instructions)
+
     def run(self, max_instructions: int) -> RunResult:
-        deadline = self.instructions + max(1, max_instructions)
+        self._deadline = self.instructions + max(1, max_instructions)
         try:
-            result = self._run_until(deadline)
+            result = self._run_until()
         finally:
             self._complete_pending_exit()
+            self._deadline = 0
         # Never in place of REQUESTED: the machine acts on it (exit port, reset).
         if self._watch_user and result.reason in (StopReason.DEADLINE, StopReason.HALT) and self._cpl() == 3:
             return RunResult(StopReason.USER)
         return result
 
-    def _run_until(self, deadline: int) -> RunResult:
+    def _run_until(self) -> RunResult:
         v, run = self._vcpu_struct, self._run
         if v.stop_requested:
             v.stop_requested = 0
@@ -366,7 +372,7 @@ class KvmCpu:
                 return RunResult(StopReason.HALT)
             self._halted = False
         while True:
-            remaining = deadline - self.instructions
+            remaining = self._deadline - self.instructions
             if remaining <= 0:
                 return RunResult(StopReason.DEADLINE)
             self._offer_interrupt()

@@ -110,6 +110,7 @@ class UnicornCpu:
         self._a20 = True
         self._a20_pending: bool | None = None
         self._running = False
+        self._block_run = False  # inside run(): limit_run() may shorten the deadline
         self._seg = ffi.new("struct vmm_seg *")
         err = ffi.new("char[]", 512)
         libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
@@ -203,16 +204,27 @@ class UnicornCpu:
         """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""
         self._g.tsc_offset += ns * TSC_MHZ // 1000
 
+    def limit_run(self, instructions: int) -> None:
+        """End the run() under way at the first block boundary at or past ``instructions``
+        (retired in total) if that comes before its deadline. (A counting run, the
+        debugger's, retires its exact count and leaves timers to its caller.)"""
+        if self._block_run and instructions < self._g.deadline:
+            self._g.deadline = instructions
+
     def run(self, max_instructions: int) -> RunResult:
         g = self._g
         g.deadline = g.insns + max(1, max_instructions)
-        while True:
-            failed = self._emulate()
-            if failed is not None:
-                return failed
-            result = self._decode_stop()
-            if result is not None:
-                return result
+        self._block_run = True
+        try:
+            while True:
+                failed = self._emulate()
+                if failed is not None:
+                    return failed
+                result = self._decode_stop()
+                if result is not None:
+                    return result
+        finally:
+            self._block_run = False
 
     def step(self, count: int = 1) -> RunResult:
         """Run exactly ``count`` instructions (fewer if the CPU halts or stops first).

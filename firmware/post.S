@@ -238,6 +238,7 @@ read_options:
  *     vmm BIOS 0.1
  *     Memory: 639 KiB base, 64512 KiB extended
  *     Disk 80h: 1 MiB, LBA48
+ * (a disk under 1 MiB in KiB: "Disk 81h: 64 KiB, LBA48")
  */
 print_banner:
     call ebda_fs
@@ -275,12 +276,20 @@ print_banner:
     call print_hex8
     mov si, offset msg_disk_colon
     call print_str
-    mov eax, fs:[bx+DRIVE_SECTORS]  /* sectors / 2048 = MiB */
+    mov eax, fs:[bx+DRIVE_SECTORS]
     mov edx, fs:[bx+DRIVE_SECTORS+4]
-    shrd eax, edx, 11
+    test edx, edx
+    jnz 3f
+    cmp eax, 2048                   /* under 1 MiB: sectors / 2 = KiB */
+    jae 3f
+    shr eax, 1
+    call print_dec
+    mov si, offset msg_kib
+    jmp 4f
+3:  shrd eax, edx, 11               /* sectors / 2048 = MiB */
     call print_dec
     mov si, offset msg_mib
-    call print_str
+4:  call print_str
     cmp byte ptr fs:[bx+DRIVE_LBA48], 0
     je 2f
     mov si, offset msg_lba48
@@ -300,6 +309,7 @@ msg_kib_ext:    .asciz " KiB extended\r\n"
 msg_disk:       .asciz "Disk "
 msg_disk_colon: .asciz "h: "
 msg_mib:        .asciz " MiB"
+msg_kib:        .asciz " KiB"
 msg_lba48:      .asciz ", LBA48"
     .globl msg_crlf
 msg_crlf:       .asciz "\r\n"

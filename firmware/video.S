@@ -460,7 +460,9 @@ scroll_one_row:
 
 /*
  * console_putc: the BIOS's own output (banner, messages) and INT 10h AH=0Eh:
- * teletype on the screen, and the same byte on COM1 unless option bit 1.
+ * teletype on the screen, and the same byte on COM1 unless option bit 1 --
+ * set by CMOS (`vmm run --no-bios-serial`, a bundle's serialConsole), or here,
+ * for good, the first time COM1 is no longer as serial_init left it.
  */
     .globl console_putc
 console_putc:
@@ -470,10 +472,45 @@ serial_mirror:
     push fs
     call ebda_fs
     test byte ptr fs:[EBDA_OPTIONS], OPT_NOSERIAL
-    pop fs
     jnz 1f
-    call serial_putc
-1:  ret
+    call com1_as_the_bios_left_it
+    je 2f
+    or byte ptr fs:[EBDA_OPTIONS], OPT_NOSERIAL
+    jmp 1f
+2:  call serial_putc
+1:  pop fs
+    ret
+
+/*
+ * com1_as_the_bios_left_it: ZF = 1 if COM1 still has serial_init's setup: LCR
+ * 03h (8N1, DLAB 0), IER 00h, MCR 03h and FIFOs off (IIR bits 7-6 = 00).  A
+ * guest that programs COM1 itself (syslinux SERIAL, GRUB's serial terminal, a
+ * kernel's 8250 driver) changes at least one of them -- enabling the FIFOs or
+ * OUT2, or interrupts -- and then writes COM1 itself: copying the screen there
+ * too would double every byte.  Reading IIR with IER = 0 has no side effect.
+ */
+com1_as_the_bios_left_it:
+    push ax
+    push dx
+    mov dx, COM1 + UART_LCR
+    in al, dx
+    cmp al, 0x03
+    jne 1f
+    mov dx, COM1 + UART_IER
+    in al, dx
+    test al, al
+    jnz 1f
+    mov dx, COM1 + UART_MCR
+    in al, dx
+    and al, 0x1F
+    cmp al, 0x03
+    jne 1f
+    mov dx, COM1 + UART_IIR
+    in al, dx
+    test al, 0xC0
+1:  pop dx
+    pop ax
+    ret
 
 /* ------------------------------------------------------------- INT 10h */
 /*

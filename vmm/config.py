@@ -17,9 +17,13 @@ MIN_MEMORY_MB = 1
 MAX_MEMORY_MB = 3072  # below the 32-bit PCI/ROM hole; vmm has no high RAM yet
 
 
+IDE_SLOTS = ("ide0:0", "ide0:1")  # primary master, primary slave: INT 13h 80h, 81h
+FLOPPY_SLOTS = ("floppy0",)  # drive A: (INT 13h 00h), VMware's name for it
+
+
 @dataclass
 class DiskConfig:
-    slot: str  # "ide0:0" (primary master), "ide0:1" (primary slave), later "virtio0"
+    slot: str  # one of IDE_SLOTS or FLOPPY_SLOTS
     path: Path
     kind: str = "disk"  # "disk" or "cdrom"
     read_only: bool = False
@@ -58,6 +62,17 @@ class MachineConfig:
     # CMOS bytes and boot order from the bundle's .nvram (None: power-on defaults).
     nvram: bytes | None = None
     boot_order: list[str] = field(default_factory=lambda: ["hdd"])
+    # False: the BIOS does not copy INT 10h teletype output to COM1 (CMOS 0x60 bit 1,
+    # for this run only); None: as the CMOS/.nvram says.
+    bios_serial: bool | None = None
+
+    def next_ide_slot(self, path: Path) -> str:
+        """The first free IDE slot (master, then slave), for one more --disk."""
+        taken = {disk.slot for disk in self.disks}
+        for slot in IDE_SLOTS:
+            if slot not in taken:
+                return slot
+        raise ConfigError(f"{path}: no free IDE slot (vmm has two disks at most: {', '.join(IDE_SLOTS)})")
 
     def validate(self) -> MachineConfig:
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
@@ -74,6 +89,10 @@ class MachineConfig:
             raise ConfigError(f"virtual clock rate must be positive, not {self.clock_mhz}")
         slots = set()
         for disk in self.disks:
+            if disk.slot not in IDE_SLOTS + FLOPPY_SLOTS:
+                raise ConfigError(
+                    f"{disk.path}: no disk slot {disk.slot!r} (vmm has {', '.join(IDE_SLOTS + FLOPPY_SLOTS)})"
+                )
             if disk.slot in slots:
                 raise ConfigError(f"two disks on slot {disk.slot}")
             slots.add(disk.slot)

@@ -138,7 +138,7 @@ class Machine:
 
     def _build_devices(self) -> None:
         from vmm.devices.ata import AtaController
-        from vmm.devices.cmos import Mc146818Cmos
+        from vmm.devices.cmos import OPTION_NO_SERIAL_COPY, Mc146818Cmos
         from vmm.devices.debugport import DebugConsole, ExitPort, PostCodePort
         from vmm.devices.i8042 import I8042
         from vmm.devices.pic8259 import Pic8259Pair
@@ -159,6 +159,7 @@ class Machine:
             self.clock, self.memory.size, irq[8], initial=self.config.nvram,
             boot_order=self.config.boot_order,
             disk_sectors=[self.disks[slot].capacity if slot in self.disks else None for slot in ("ide0:0", "ide0:1")],
+            forced_options=OPTION_NO_SERIAL_COPY if self.config.bios_serial is False else 0,
         )  # fmt: skip
         self.kbc = I8042(set_a20=self._set_a20, request_reset=self.request_reset, irq1=irq[1])
         self.port92 = FastA20(set_a20=self._set_a20, request_reset=self.request_reset)

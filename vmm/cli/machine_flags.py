@@ -66,9 +66,8 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config = MachineConfig()
         if target:
             config.disks.append(DiskConfig("ide0:0", Path(target)))
-    for i, disk in enumerate(args.disk or []):
-        slot = f"ide0:{len(config.disks) + i}" if config.disks or i else "ide0:0"
-        config.disks.append(DiskConfig(slot, Path(disk)))
+    for disk in args.disk or []:
+        config.disks.append(DiskConfig(config.next_ide_slot(Path(disk)), Path(disk)))
     if args.bios:
         config.bios = Path(args.bios)
     if args.mem:
@@ -79,6 +78,8 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.irqchip = args.irqchip
     if getattr(args, "serial", None):
         config.serial = serial_config(args.serial)
+    if getattr(args, "no_bios_serial", False):
+        config.bios_serial = False
     if getattr(args, "realtime", False):
         config.realtime = True
     if getattr(args, "kernel", None):

@@ -31,6 +31,9 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
     run.add_argument("--stage-kernel", metavar="ADDR|ELF",
                      help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
+    run.add_argument("--no-bios-serial", action="store_true",
+                     help="the BIOS does not copy screen text to COM1 (it stops by itself once the guest "
+                          "programs COM1)")  # fmt: skip
     run.add_argument("--realtime", action="store_true", help="timers follow wall time (not reproducible)")
     run.add_argument("--on-triple-fault", choices=["stop", "reset"], default="stop",
                      help="stop with the chain of faults (default) or reset the machine")  # fmt: skip

@@ -45,6 +45,11 @@ EXT_MEM2_LO, EXT_MEM2_HI, CENTURY = 0x30, 0x31, 0x32
 HIGH_MEM_LO, HIGH_MEM_HI = 0x34, 0x35
 BOOT_ORDER_3RD, HD_TRANSLATION, BOOT_ORDER_1ST_2ND = 0x38, 0x39, 0x3D
 ABOVE_4G = 0x5B  # 0x5B-0x5D, in 64 KiB units
+BIOS_OPTIONS = 0x60  # vmm BIOS options (firmware/README.md): bit 0 quiet, bit 1 no serial copy
+OPTION_NO_SERIAL_COPY = 0x02
+# Drive types in 0x10 (high nibble drive A:, low nibble B:), as the PC/AT and QEMU use them.
+FLOPPY_DRIVE_TYPES = {1440: 4, 2880: 5}  # KiB -> type
+EQUIPMENT_FLOPPY = 0x01  # 0x14 bit 0: floppy drives present (bits 7-6: how many, minus one)
 
 REG_A_UIP = 0x80
 REG_B_SET, REG_B_PIE, REG_B_AIE, REG_B_UIE, REG_B_DM, REG_B_24H = 0x80, 0x40, 0x20, 0x10, 0x04, 0x02
@@ -91,6 +96,8 @@ class Mc146818Cmos(Device):
         start_time: dt.datetime | None = None,
         boot_order: Sequence[str] | None = None,
         disk_sectors: Sequence[int | None] = (),
+        floppy_kib: int | None = None,
+        forced_options: int = 0,
     ) -> None:
         self.clock = clock
         self.irq8 = irq8 if irq8 is not None else NullIrqLine(8)
@@ -106,6 +113,10 @@ class Mc146818Cmos(Device):
             self.set_boot_order(boot_order)
         for index, sectors in enumerate(disk_sectors[:2]):
             self._set_hard_disk(index, sectors)
+        self._set_floppy(floppy_kib)
+        # Option bits this run forces on (`vmm run --no-bios-serial`): the BIOS reads
+        # them in 0x60, but they are not kept in the bundle's .nvram.
+        self.forced_options = forced_options & 0xFF
         for index, value in memory_bytes(memory_size).items():
             self.ram[index] = value
         self._update_checksum()
@@ -152,6 +163,14 @@ class Mc146818Cmos(Device):
                   cylinders & 0xFF, cylinders >> 8, per_track]  # fmt: skip
         self.ram[base : base + 9] = bytes(params)
         self.ram[HD_TRANSLATION] |= 1 << (index * 2)  # LBA translation
+
+    def _set_floppy(self, kib: int | None) -> None:
+        """Drive A: of the inserted image's type, or no floppy drive (0x10, 0x14 bits 7-6, 0)."""
+        self.ram[FLOPPY_TYPE] = (FLOPPY_DRIVE_TYPES[kib] << 4) if kib else 0
+        if kib:
+            self.ram[EQUIPMENT] = (self.ram[EQUIPMENT] & 0x3E) | EQUIPMENT_FLOPPY
+        else:
+            self.ram[EQUIPMENT] &= ~(0xC0 | EQUIPMENT_FLOPPY) & 0xFF
 
     def _update_checksum(self) -> None:
         total = sum(self.ram[0x10:0x2E])
@@ -302,6 +321,8 @@ class Mc146818Cmos(Device):
             return value
         if index == REG_D:
             return REG_D_VRT
+        if index == BIOS_OPTIONS:
+            return self.ram[index] | self.forced_options
         return self.ram[index]
 
     def write_register(self, index: int, value: int) -> None:
@@ -366,6 +387,7 @@ class Mc146818Cmos(Device):
             "index": self.index,
             "nmi_disabled": self.nmi_disabled,
             "irq8": self.irq8.level,
+            "forced_options": self.forced_options,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -375,5 +397,6 @@ class Mc146818Cmos(Device):
         self.frozen_seconds = None if frozen is None else int(frozen)
         self.index = int(state["index"]) & 0x7F
         self.nmi_disabled = bool(state["nmi_disabled"])
+        self.forced_options = int(state.get("forced_options", 0)) & 0xFF
         self.irq8.level = bool(state["irq8"])  # the PIC restores its own view of the line
         self._schedule()

@@ -10,8 +10,13 @@ recorded so a user can see what the guest probed.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# An observer of bus traffic: (direction "in"/"out" or "read"/"write", port or address,
+# size, value), called after the access was carried out.
+Observer = Callable[[str, int, int, int], None]
 
 
 class PortDevice(Protocol):
@@ -49,6 +54,7 @@ class IoBus:
     def __init__(self) -> None:
         self._devices: list[PortDevice | None] = [None] * 0x10000
         self.unclaimed = UnclaimedLog()
+        self.observers: list[Observer] = []  # empty on the fast path: one test per access
 
     def register(self, first_port: int, count: int, device: PortDevice) -> None:
         for port in range(first_port, first_port + count):
@@ -63,15 +69,23 @@ class IoBus:
         device = self._devices[port & 0xFFFF]
         if device is None:
             self.unclaimed.record("in", port, size, None)
-            return all_ones(size)
-        return device.io_read(port & 0xFFFF, size) & all_ones(size)
+            value = all_ones(size)
+        else:
+            value = device.io_read(port & 0xFFFF, size) & all_ones(size)
+        if self.observers:
+            for observer in self.observers:
+                observer("in", port, size, value)
+        return value
 
     def write(self, port: int, size: int, value: int) -> None:
         device = self._devices[port & 0xFFFF]
         if device is None:
             self.unclaimed.record("out", port, size, value)
-            return
-        device.io_write(port & 0xFFFF, size, value & all_ones(size))
+        else:
+            device.io_write(port & 0xFFFF, size, value & all_ones(size))
+        if self.observers:
+            for observer in self.observers:
+                observer("out", port, size, value)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class MmioBus:
         self.windows: list[MmioWindow] = []
         self._bases: list[int] = []
         self.unclaimed = UnclaimedLog()
+        self.observers: list[Observer] = []
 
     def register(self, base: int, size: int, device: MmioDevice) -> MmioWindow:
         window = MmioWindow(base, size, device)
@@ -113,12 +128,31 @@ class MmioBus:
         window = self.find(addr)
         if window is None:
             self.unclaimed.record("read", addr, size, None)
-            return all_ones(size)
-        return window.device.mmio_read(addr - window.base, size) & all_ones(size)
+            value = all_ones(size)
+        else:
+            value = window.device.mmio_read(addr - window.base, size) & all_ones(size)
+        for observer in self.observers:
+            observer("read", addr, size, value)
+        return value
 
     def write(self, addr: int, size: int, value: int) -> None:
         window = self.find(addr)
         if window is None:
             self.unclaimed.record("write", addr, size, value)
-            return
-        window.device.mmio_write(addr - window.base, size, value & all_ones(size))
+        else:
+            window.device.mmio_write(addr - window.base, size, value & all_ones(size))
+        for observer in self.observers:
+            observer("write", addr, size, value)
+
+
+class BusPlatform:
+    """The Platform a CPU backend calls (vmm.cpu.base): the buses' own methods and the
+    interrupt controller's INTA, bound once, so that a port access goes from the backend
+    straight to the bus and its device without a detour through Machine."""
+
+    def __init__(self, io: IoBus, mmio: MmioBus, interrupt_acknowledge: Callable[[], int]) -> None:
+        self.io_read = io.read
+        self.io_write = io.write
+        self.mmio_read = mmio.read
+        self.mmio_write = mmio.write
+        self.interrupt_acknowledge = interrupt_acknowledge

@@ -1,11 +1,14 @@
 """Machine: the wiring board. Owns guest RAM, the buses, the clock, the devices and a CPU
 backend, and runs the loop (DESIGN.md, "The picture").
 
-The loop: run the CPU up to the next timer deadline (converted to an instruction
-budget), fire the timers that are due, handle why the CPU stopped (HLT idles virtual time
-to the next deadline; a stage breakpoint records a transition; the exit port or a reset
-request ends or restarts the run). Port and MMIO accesses reach the buses from inside
-the CPU run through the Platform methods below.
+The loop (``run``, the only one: `vmm run`, `vmm test`, the debugger, the gdb stub and
+`vmm trace` all drive it): run the CPU up to the next timer deadline (converted to an
+instruction budget), fire the timers that are due, handle why the CPU stopped (HLT idles
+virtual time to the next deadline; a stage breakpoint records a transition; the exit
+port or a reset request ends or restarts the run), and return when a stop condition of
+:class:`Stops` is met. Port and MMIO accesses go from the backend straight to the buses
+(vmm.bus.BusPlatform), and a device's IRQ reaches the CPU through the 8259A without
+passing through Machine: see docs/design-notes.md, "One port write, end to end".
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmm.bus import IoBus, MmioBus
+from vmm.api import MachineApi
+from vmm.bus import BusPlatform, IoBus, MmioBus, Observer
 from vmm.clock import VirtualClock
 from vmm.config import MIB, MachineConfig
-from vmm.cpu.base import PhysRegion, RunResult, StopReason
+from vmm.cpu.base import CpuDebug, MemoryAccess, PhysRegion, RunResult, StopReason
 from vmm.cpu.state import RFLAGS_IF
 from vmm.debug.stages import StageTracker
 from vmm.errors import ImageError
 from vmm.irq import IrqLine, NullIrqLine
 from vmm.memory import GuestMemory
+from vmm.snapshot.state import MachineState, capture, restore
+
+__all__ = ["Machine", "MachineExit", "MachineState", "Stops", "load_rom", "write_stdout"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIOS = ROOT / "firmware" / "build" / "bios.bin"
@@ -33,29 +40,58 @@ LOW_ROM_MAX = 128 * 1024  # at most the top 128 KiB of the ROM appear below 1 Mi
 MAX_SLICE = 20_000_000  # instructions between host checks (input, wall-clock timeout)
 
 
+# The exits after which the guest cannot go on (the others are stops a caller asked for).
+GUEST_ENDED = ("exit-port", "halted", "triple-fault", "error")
+
+
 @dataclass
 class MachineExit:
     """Why a run ended, and what `vmm run` reports."""
 
-    reason: str  # exit-port | halted | triple-fault | limit | timeout | stopped | error
+    # The guest ended: exit-port | halted | triple-fault | error. A stop condition was
+    # met: limit | timeout | stopped (request_stop) | stage | port | breakpoint |
+    # watchpoint | watch (a CpuDebug block watch said stop).
+    reason: str
     status: int = 0
     detail: str = ""
     fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
+    address: int | None = None  # breakpoint, watch: the linear pc stopped before
+    access: MemoryAccess | None = None  # watchpoint: the access seen
+    port: tuple[str, int, int, int, int] | None = None  # port: (in|out, port, size, value, pc)
+
+    @property
+    def guest_ended(self) -> bool:
+        return self.reason in GUEST_ENDED
 
 
 @dataclass
-class MachineState:
-    """A whole machine at one instruction (see Machine.save_state)."""
+class Stops:
+    """What makes ``Machine.run`` return, besides the guest ending and ``max_instructions``
+    / ``timeout``. With ``debug`` (the backend's CpuDebug) the run retires exactly the
+    instructions asked for and stops at the debug capability's breakpoints, watchpoints
+    and block watches (when ``armed``); without it, a count is reached at the first block
+    boundary at or past it (the fast path)."""
 
-    cpu: object  # X86State
-    instructions: int
-    tsc_offset: int
-    clock: dict
-    devices: dict[str, dict]
-    stages: list[dict]
-    irq_level: bool
-    serial_length: int
-    ram: bytes | None
+    stages: frozenset[str] = frozenset()  # when one of these stages starts
+    ports: frozenset[int] = frozenset()  # after an IN or OUT on one of these ports
+    debug: CpuDebug | None = None
+    armed: bool = True
+    every: int | None = None  # also end a slice at each multiple of this count...
+    after_slice: Callable[[], None] | None = None  # ...and call this after each slice
+
+
+class SerialTap:
+    """COM1's transmitter output as the machine keeps it: every byte in ``data``, each
+    passed on to ``out`` (the terminal, a file, a socket, a test session)."""
+
+    def __init__(self, out: Callable[[bytes], None] | None) -> None:
+        self.data = bytearray()
+        self.out = out
+
+    def byte(self, value: int) -> None:
+        self.data.append(value)
+        if self.out is not None:
+            self.out(bytes((value,)))
 
 
 def load_rom(path: Path) -> bytes:
@@ -70,7 +106,7 @@ def load_rom(path: Path) -> bytes:
     return data
 
 
-class Machine:
+class Machine(MachineApi):
     """A PC: build it from a MachineConfig, then ``run()``."""
 
     def __init__(self, config: MachineConfig, serial_out: Callable[[bytes], None] | None = None,
@@ -80,19 +116,24 @@ class Machine:
         self.memory = GuestMemory(config.memory_mb * MIB)
         self.io = IoBus()
         self.mmio = MmioBus()
-        self.serial_transcript = bytearray()
+        self.serial = SerialTap(serial_out)
+        self.serial_transcript = self.serial.data
         self.debug_transcript = bytearray()
-        self._serial_out = serial_out
         self.exit: MachineExit | None = None
         self._reset_requested = False
+        self._idle_pending = False  # an exact run ended on HLT: idle when the next starts
+        self._stops = Stops()
+        self._port_hit: tuple[str, int, int, int, int] | None = None
         self.rom = load_rom(config.bios or DEFAULT_BIOS) if config.kernel is None or config.bios else None
         self.stages = StageTracker(config.stage_entries.get("kernel"))
         self.disks = self._open_disks()
         self._build_devices()
+        self.platform = BusPlatform(self.io, self.mmio, self.pic.acknowledge)
         self.cpu = (cpu_factory or self._default_cpu)(self)
+        # The 8259A's INTR output drives the CPU's input directly (no stop in Machine).
+        self.pic.on_output = self.cpu.set_irq_line
         self.clock.attach(lambda: self.cpu.instructions)
         self.clock.on_arm = self._on_timer_armed
-        self._irq_level = False
         self.power_on()
 
     # ---- construction ----
@@ -100,7 +141,7 @@ class Machine:
     def _default_cpu(self, machine: Machine):
         from vmm.cpu.unicorn import UnicornCpu
 
-        return UnicornCpu(self.memory, self, self.physical_map(), self.config.clock_mhz)
+        return UnicornCpu(self.memory, machine.platform, self.physical_map(), self.config.clock_mhz)
 
     def physical_map(self) -> list:
         """RAM, ROM copies, device windows and bus holes, as the CPU maps them."""
@@ -147,7 +188,7 @@ class Machine:
         from vmm.devices.uart16550 import Uart16550
         from vmm.devices.vga import VgaText
 
-        self.pic = Pic8259Pair(on_output=self._on_intr)
+        self.pic = Pic8259Pair()
         kernel_irqchip = self.config.irqchip == "kernel"
         # With KVM's in-kernel irqchip the lines go to KVM (KVM_IRQ_LINE), and KVM answers
         # the PIC and PIT ports itself: vmm's own stay unwired.
@@ -163,7 +204,7 @@ class Machine:
         )  # fmt: skip
         self.kbc = I8042(set_a20=self._set_a20, request_reset=self.request_reset, irq1=irq[1])
         self.port92 = FastA20(set_a20=self._set_a20, request_reset=self.request_reset)
-        self.uart = Uart16550(irq[4], output=self._serial_byte)
+        self.uart = Uart16550(irq[4], output=self.serial.byte)
         self.vga = VgaText(self.memory)
         self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
         self.post = PostCodePort()
@@ -179,21 +220,10 @@ class Machine:
 
     # ---- wiring callbacks ----
 
-    def _on_intr(self, level: bool) -> None:
-        self._irq_level = level
-        cpu = getattr(self, "cpu", None)
-        if cpu is not None:
-            cpu.set_irq_line(level)
-
     def _set_a20(self, enabled: bool) -> None:
         # The 8042 and port 0x92 drive one A20 line and the last write wins, as in QEMU
         # (the reference the BIOS tests compare with).
         self.cpu.set_a20(enabled)
-
-    def _serial_byte(self, byte: int) -> None:
-        self.serial_transcript.append(byte)
-        if self._serial_out is not None:
-            self._serial_out(bytes((byte,)))
 
     def _on_exit_port(self, status: int) -> None:
         self.exit = MachineExit("exit-port", status)
@@ -207,22 +237,18 @@ class Machine:
         self.exit = MachineExit(reason)
         self.cpu.request_stop()
 
-    # ---- Platform (called by the CPU backend) ----
+    # ---- observers ----
 
-    def io_read(self, port: int, size: int) -> int:
-        return self.io.read(port, size)
+    def observe_io(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(in|out, port, size, value)`` after each port access; returns
+        the function that removes it. Costs nothing while no observer is attached."""
+        self.io.observers.append(observer)
+        return lambda: self.io.observers.remove(observer)
 
-    def io_write(self, port: int, size: int, value: int) -> None:
-        self.io.write(port, size, value)
-
-    def mmio_read(self, addr: int, size: int) -> int:
-        return self.mmio.read(addr, size)
-
-    def mmio_write(self, addr: int, size: int, value: int) -> None:
-        self.mmio.write(addr, size, value)
-
-    def interrupt_acknowledge(self) -> int:
-        return self.pic.acknowledge()
+    def observe_mmio(self, observer: Observer) -> Callable[[], None]:
+        """As observe_io, for accesses that reach the MMIO bus (read|write, address...)."""
+        self.mmio.observers.append(observer)
+        return lambda: self.mmio.observers.remove(observer)
 
     def _on_timer_armed(self, deadline_ns: int) -> None:
         """A device armed a timer, perhaps from inside a CPU run (a port write): the run
@@ -258,42 +284,99 @@ class Machine:
         self._arm_stage_watch()
         if self.on_stage is not None:
             self.on_stage(self.stages.timeline[-1])
+        if stage in self._stops.stages and self.exit is None:
+            self.exit = MachineExit("stage", detail=stage)
 
     on_stage: Callable | None = None
 
     # ---- the loop ----
 
     def run(self, max_instructions: int | None = None, timeout: float | None = None,
-            pace: bool = False, poll: Callable[[], None] | None = None) -> MachineExit:  # fmt: skip
-        """Run until the guest exits, halts for good, faults fatally or a limit is reached."""
+            pace: bool = False, poll: Callable[[], None] | None = None,
+            stops: Stops | None = None) -> MachineExit:  # fmt: skip
+        """Run until the guest ends (exit port, halt for good, triple fault, error), or
+        ``max_instructions`` more have retired (exit ``limit``), or ``timeout`` seconds
+        of wall time passed, or a condition of ``stops`` is met. ``poll`` is called
+        between slices (host input); ``pace`` holds virtual time to the wall clock."""
         self.exit = None
+        stops = stops or Stops()
+        self._stops = stops
         limit = None if max_instructions is None else self.cpu.instructions + max_instructions
         wall_start = time.monotonic()
         virtual_start = self.clock.now_ns()
-        while self.exit is None:
-            if poll is not None:
-                poll()
-                if self.exit is not None:  # the host side stopped the machine
-                    break
-            budget = MAX_SLICE
-            deadline = self.clock.next_deadline_ns()
-            if deadline is not None and not self.clock.realtime:
-                budget = min(budget, max(1, self.clock.deadline_insns(deadline) - self.cpu.instructions))
-            elif deadline is not None:
-                budget = min(budget, max(1, self.clock.ns_to_insns(deadline - self.clock.now_ns())))
-            if limit is not None:
-                if self.cpu.instructions >= limit:
+        remove_port_watch = self.observe_io(self._watch_ports) if stops.ports else None
+        try:
+            while self.exit is None:
+                if self._idle_pending:
+                    self._idle_pending = False
+                    self._idle(pace, wall_start, virtual_start)
+                    if self.exit is not None:
+                        break
+                if poll is not None:
+                    poll()
+                    if self.exit is not None:  # the host side stopped the machine
+                        break
+                if limit is not None and self.cpu.instructions >= limit:
                     self.exit = MachineExit("limit", detail=f"stopped after {max_instructions:,} instructions")
                     break
-                budget = min(budget, limit - self.cpu.instructions)
-            result = self.cpu.run(budget)
-            self.clock.run_due()
-            self._handle(result, pace, wall_start, virtual_start)
-            if timeout is not None and self.exit is None and time.monotonic() - wall_start > timeout:
-                self.exit = MachineExit("timeout", detail=f"stopped after {timeout:g} s of wall time")
+                result = self._run_slice(self._budget(limit, stops.every), stops)
+                self.clock.run_due()
+                if result is not None:
+                    self._handle(result, pace, wall_start, virtual_start, at_limit=limit is not None
+                                 and self.cpu.instructions >= limit)  # fmt: skip
+                if self.exit is None and self._idle_pending:
+                    self.exit = MachineExit("limit", detail=f"stopped after {max_instructions:,} instructions")
+                if self.exit is None and self._port_hit is not None:
+                    self.exit = MachineExit("port", port=self._port_hit)
+                if self.exit is None and stops.after_slice is not None:
+                    stops.after_slice()
+                if timeout is not None and self.exit is None and time.monotonic() - wall_start > timeout:
+                    self.exit = MachineExit("timeout", detail=f"stopped after {timeout:g} s of wall time")
+        finally:
+            if remove_port_watch is not None:
+                remove_port_watch()
+            self._stops = Stops()
         return self.exit
 
-    def _handle(self, result: RunResult, pace: bool, wall_start: float, virtual_start: int) -> None:
+    def _budget(self, limit: int | None, every: int | None) -> int:
+        """Instructions the next slice may run: to the next timer deadline, the limit, the
+        next multiple of ``every``, and at most MAX_SLICE (so the host is polled)."""
+        now = self.cpu.instructions
+        budget = MAX_SLICE
+        deadline = self.clock.next_deadline_ns()
+        if deadline is not None and not self.clock.realtime:
+            budget = min(budget, max(1, self.clock.deadline_insns(deadline) - now))
+        elif deadline is not None:
+            budget = min(budget, max(1, self.clock.ns_to_insns(deadline - self.clock.now_ns())))
+        if limit is not None:
+            budget = min(budget, limit - now)
+        if every:
+            budget = min(budget, (now // every + 1) * every - now)
+        return budget
+
+    def _run_slice(self, budget: int, stops: Stops) -> RunResult | None:
+        """One slice on the CPU; None when a debug stop already set ``exit``."""
+        self._port_hit = None
+        if stops.debug is None:
+            return self.cpu.run(budget)
+        stop = stops.debug.run_exact(budget, armed=stops.armed)
+        if stop.kind == "machine":
+            return stop.result
+        if stop.kind == "watchpoint":
+            self.exit = MachineExit("watchpoint", address=stop.access.pc, access=stop.access)
+            return None
+        if stop.kind in ("breakpoint", "watch") and stops.armed:
+            self.exit = MachineExit(stop.kind, address=stop.address)
+            return None
+        return RunResult(StopReason.DEADLINE)  # done, or a stop that does not count now
+
+    def _watch_ports(self, direction: str, port: int, size: int, value: int) -> None:
+        if port in self._stops.ports and self._port_hit is None:
+            self._port_hit = (direction, port, size, value, self.cpu.get_state().pc)
+            self.cpu.request_stop()
+
+    def _handle(self, result: RunResult, pace: bool, wall_start: float, virtual_start: int,
+                at_limit: bool = False) -> None:  # fmt: skip
         reason = result.reason
         if reason == StopReason.DEADLINE:
             return
@@ -310,6 +393,11 @@ class Machine:
                 self.reset()
             return
         if reason == StopReason.HALT:
+            if at_limit and self._stops.debug is not None:
+                # An exact run that ends on HLT idles when the next run starts, so that
+                # stops land alike however a run is cut (reverse execution replays).
+                self._idle_pending = True
+                return
             self._idle(pace, wall_start, virtual_start)
             return
         if reason == StopReason.SHUTDOWN:
@@ -317,10 +405,19 @@ class Machine:
             return
         self.exit = MachineExit("error", 0, result.detail)
 
+    @property
+    def idle_pending(self) -> bool:
+        """An exact run ended on HLT and the idle is still to come (part of a checkpoint)."""
+        return self._idle_pending
+
+    @idle_pending.setter
+    def idle_pending(self, value: bool) -> None:
+        self._idle_pending = value
+
     def _idle(self, pace: bool, wall_start: float, virtual_start: int) -> None:
         """HLT: let virtual time pass to the next timer deadline (or stop for good)."""
         state_flags = self.cpu.get_state().rflags
-        if self._irq_level and state_flags & RFLAGS_IF:
+        if self.pic.output and state_flags & RFLAGS_IF:
             return  # an interrupt is already waiting: the CPU takes it on resume
         deadline = self.clock.next_deadline_ns()
         if not state_flags & RFLAGS_IF or deadline is None:
@@ -361,6 +458,7 @@ class Machine:
         instructions, tsc = self.cpu.instructions, self.cpu.tsc_offset
         self.cpu.close()
         self.cpu = factory(self)
+        self.pic.on_output = self.cpu.set_irq_line
         self.cpu.set_state(state)
         self.cpu.instructions = instructions
         self.cpu.tsc_offset = tsc
@@ -371,31 +469,10 @@ class Machine:
 
     def save_state(self, with_ram: bool = True) -> MachineState:
         """Everything needed to continue exactly here: CPU, counters, clock, devices, RAM."""
-        return MachineState(
-            cpu=self.cpu.get_state(),
-            instructions=self.cpu.instructions,
-            tsc_offset=self.cpu.tsc_offset,
-            clock=self.clock.save(),
-            devices={device.name: device.save() for device in self.devices},
-            stages=self.stages.save(),
-            irq_level=self._irq_level,
-            serial_length=len(self.serial_transcript),
-            ram=self.memory.read(0, self.memory.size) if with_ram else None,
-        )
+        return capture(self, with_ram)
 
     def load_state(self, state: MachineState) -> None:
-        if state.ram is not None:
-            self.memory.write(0, state.ram)
-        for device in self.devices:
-            device.restore(state.devices[device.name])
-        self.cpu.set_state(state.cpu)
-        self.cpu.instructions = state.instructions
-        self.cpu.tsc_offset = state.tsc_offset
-        self.clock.restore(state.clock)
-        self.stages.restore(state.stages)
-        self._irq_level = state.irq_level
-        self.cpu.set_irq_line(self.pic.output)
-        del self.serial_transcript[state.serial_length :]
+        restore(self, state)
         self._arm_stage_watch()
 
     # ---- what users and tests look at ----

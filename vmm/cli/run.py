@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
         print(f"vmm: COM1 on tcp {host}:{port}", file=sys.stderr, flush=True)
     machine = make_machine(config, serial_out=serial.write)
     serial.attach(machine)
-    machine.io.unclaimed.enabled = args.log_unclaimed
+    machine.log_unclaimed(args.log_unclaimed)
     if args.stages:
         machine.on_stage = lambda t: print(f"vmm: {t.describe()}", file=sys.stderr, flush=True)
         print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
@@ -132,16 +132,16 @@ def _run(args: argparse.Namespace, bundle) -> int:
 
 def report_unclaimed(machine) -> None:
     """What the guest probed that no device answers (`vmm run --log-unclaimed`)."""
+    unclaimed = machine.unclaimed()  # both backends: ports, and memory from the CPU and the MMIO bus
     ports: dict[tuple[str, int], int] = {}
-    for kind, port, _size, _value in machine.io.unclaimed.entries:
+    for kind, port, _size, _value in unclaimed.ports:
         ports[(kind, port)] = ports.get((kind, port), 0) + 1
     listed = ", ".join(f"{kind} {port:#x} x{n}" for (kind, port), n in sorted(ports.items(), key=lambda i: i[0][1]))
-    print(f"vmm: unclaimed ports: {machine.io.unclaimed.count} accesses{': ' + listed if listed else ''}",
+    print(f"vmm: unclaimed ports: {unclaimed.port_count} accesses{': ' + listed if listed else ''}",
           file=sys.stderr)  # fmt: skip
-    if hasattr(machine.cpu, "unclaimed_memory"):
-        count, recent = machine.cpu.unclaimed_memory()
-        last = ", ".join(f"{kind} {addr:#x}" for addr, kind in recent)
-        print(f"vmm: unclaimed memory: {count} accesses{'; last: ' + last if last else ''}", file=sys.stderr)
+    last = ", ".join(f"{kind} {addr:#x}" for addr, kind in unclaimed.memory)
+    print(f"vmm: unclaimed memory: {unclaimed.memory_count} accesses{'; last: ' + last if last else ''}",
+          file=sys.stderr)
 
 
 def report(machine, result, stages: bool = False) -> int:

@@ -184,6 +184,7 @@ FEATURE_STEP = "single-step"  # retire exactly n instructions
 FEATURE_WATCHPOINTS = "watchpoints"  # stop on a read/write of a linear range
 FEATURE_BLOCK_WATCH = "block-watch"  # a callback at each block start (mode/reg/vector breaks)
 FEATURE_REVERSE = "reverse"  # runs are exact, so checkpoints replay to the same instruction
+FEATURE_TRACE = "trace"  # a callback before every instruction (the slow path)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,10 @@ class CpuDebug(Protocol):
     def set_watchpoints(self, watches: list[WatchRange]) -> None: ...
 
     def set_block_watch(self, watch: Callable[[int], bool] | None) -> None: ...
+
+    def trace_code(self, callback: Callable[[int], None] | None) -> None:
+        """Call ``callback(linear_pc)`` before every instruction (None: stop tracing)."""
+        ...
 
     def run_exact(self, count: int, armed: bool = True) -> DebugStop:
         """Retire ``count`` instructions unless something stops the CPU first."""

@@ -127,7 +127,7 @@ def cpu_factory_for(accel: str, report: Callable[[str], None] | None = None, irq
         def make(machine):
             # Writable ROM copies, as on Unicorn: a GDT in ROM without accessed bits would
             # otherwise make the CPU retry its accessed-bit write forever.
-            return KvmCpu(machine.memory, machine, machine.physical_map(), machine.config.clock_mhz,
+            return KvmCpu(machine.memory, machine.platform, machine.physical_map(), machine.config.clock_mhz,
                           writable_rom=True, irqchip=irqchip)
 
         return make

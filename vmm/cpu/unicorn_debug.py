@@ -38,6 +38,7 @@ from vmm.cpu.base import (
     FEATURE_BREAKPOINTS,
     FEATURE_REVERSE,
     FEATURE_STEP,
+    FEATURE_TRACE,
     FEATURE_WATCHPOINTS,
     DebugStop,
     MemoryAccess,
@@ -77,7 +78,7 @@ class UnicornDebug:
     CpuDebug of vmm.cpu.base, with every feature."""
 
     features = frozenset({FEATURE_BREAKPOINTS, FEATURE_STEP, FEATURE_WATCHPOINTS, FEATURE_BLOCK_WATCH,
-                          FEATURE_REVERSE})  # fmt: skip
+                          FEATURE_REVERSE, FEATURE_TRACE})  # fmt: skip
 
     def __init__(self, cpu: UnicornCpu) -> None:
         self.cpu = cpu
@@ -95,6 +96,7 @@ class UnicornDebug:
         self._access: MemoryAccess | None = None
         self._access_watched = False
         self.read_linear: Callable[[int, int], bytes] | None = None
+        self._trace_hook: int | None = None
 
     # ---- breakpoints ----
 
@@ -151,6 +153,18 @@ class UnicornDebug:
             self._hit_insns = self.cpu.instructions
             self._watch_stop = True
             uc.emu_stop()
+
+    # ---- instruction trace (the slowest path: Python before every instruction) ----
+
+    def trace_code(self, callback: Callable[[int], None] | None) -> None:
+        uc = self.cpu.engine
+        if self._trace_hook is not None:
+            uc.hook_del(self._trace_hook)
+            self._trace_hook = None
+        if callback is not None:
+            self._trace_hook = uc.hook_add(ucc.UC_HOOK_CODE, lambda _uc, addr, _size, _data: callback(addr))
+        # Code hooks are compiled into translated blocks: translate afresh either way.
+        self._flush()
 
     # ---- watchpoints (page protection) ----
 
@@ -314,5 +328,7 @@ class UnicornDebug:
         for handle in self._hooks.values():
             uc.hook_del(handle)
         self._hooks.clear()
+        if self._trace_hook is not None:
+            self.trace_code(None)
         self.set_block_watch(None)
         self.set_watchpoints([])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import shlex
 
+from vmm.cpu.paging import PageFault, read_linear, walk
 from vmm.debug.engine import MODES, WATCHED_REGISTERS, DebugError, Debugger, Event
-from vmm.debug.paging import PageFault, read_linear, walk
 from vmm.debug.stages import STAGES
 from vmm.debug.views import Disassembler, format_descriptor_table, format_pc, format_registers, status_line
 

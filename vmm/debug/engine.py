@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from vmm.cpu.base import DebugUnsupported, RunResult, StopReason, WatchRange
-from vmm.debug.paging import PageFault, PhysicalReader, read_linear, translate
+from vmm.cpu.base import DebugUnsupported, WatchRange
+from vmm.cpu.paging import PageFault, PhysicalReader, read_linear, translate
 from vmm.debug.symbols import Symbols
 from vmm.errors import VmmError
+from vmm.machine import Stops
 
 MODES = ("real", "protected", "long", "compat", "vm86")
 WATCHED_REGISTERS = ("cr0", "cr4", "efer", "gdt", "idt")
@@ -71,10 +72,7 @@ class Debugger:
             raise DebugError(str(exc)) from None
         self.reader = PhysicalReader(self.machine)
         self.cpu.read_linear = lambda addr, size: read_linear(self.reader, self.state(), addr, size)
-        self._port_event: Event | None = None
-        self._port_wrapped = False
         self._next_number = 1
-        self._idle_pending = False
         self._checkpoints: dict[int, _Checkpoint] = {}
         self._page_pool: dict[bytes, bytes] = {}
         self._stops: list[int] = []  # instruction counts where execution was stopped
@@ -112,8 +110,6 @@ class Debugger:
             self.breakpoints.remove(bp)
             raise
         self._rearm_watch()
-        if kind == "port":
-            self._wrap_io()
         return bp
 
     def delete(self, number: int) -> Breakpoint:
@@ -146,38 +142,12 @@ class Debugger:
             ranges.append(WatchRange(start, length, access, tuple(sorted(pages))))
         self.cpu.set_watchpoints(ranges)
 
-    def _wrap_io(self) -> None:
-        """``break port``: the machine's I/O entry points, wrapped on this instance, ask
-        the CPU to stop after a watched port's IN/OUT (at the end of that translated
-        block: Unicorn checks emu_stop there, unicorn-notes.md item 9)."""
-        if self._port_wrapped:
-            return
-        machine = self.machine
-        io_read, io_write = machine.io_read, machine.io_write
-
-        def watched_read(port: int, size: int) -> int:
-            value = io_read(port, size)
-            self._port_access("in", port, size, value)
-            return value
-
-        def watched_write(port: int, size: int, value: int) -> None:
-            io_write(port, size, value)
-            self._port_access("out", port, size, value)
-
-        machine.io_read, machine.io_write = watched_read, watched_write
-        self._port_wrapped = True
-
-    def _port_access(self, direction: str, port: int, size: int, value: int) -> None:
-        if not self.cpu.armed or self._port_event is not None:
-            return
-        for bp in self.breakpoints:
-            if bp.kind == "port" and bp.value == port:
-                pc = self.state().pc
-                text = (f"port {port:#x}: {direction} of {size} byte{'s' if size > 1 else ''}, "
-                        f"value {value:#x}, by {self._format_at(pc)} ({bp.describe()})")  # fmt: skip
-                self._port_event = Event("port", text, bp)
-                self.machine.cpu.request_stop()
-                return
+    def _port_event(self, exit_) -> Event:
+        direction, port, size, value, pc = exit_.port
+        bp = next(b for b in self.breakpoints if b.kind == "port" and b.value == port)
+        text = (f"port {port:#x}: {direction} of {size} byte{'s' if size > 1 else ''}, "
+                f"value {value:#x}, by {self._format_at(pc)} ({bp.describe()})")  # fmt: skip
+        return Event("port", text, bp)
 
     def _format_at(self, linear: int) -> str:
         state = self.state()
@@ -286,10 +256,8 @@ class Debugger:
         return event
 
     def _advance(self, target: int | None, honour_breaks: bool) -> Event:
-        machine = self.machine
         if self.finished is not None:
             return self.finished
-        machine.exit = None
         start = self.instructions
         pc = self.state().pc
         if honour_breaks and pc in self.cpu.breakpoints and (target is None or target > start):
@@ -306,64 +274,41 @@ class Debugger:
         return event
 
     def _loop(self, target: int | None, honour_breaks: bool) -> Event:
-        machine, clock = self.machine, self.machine.clock
-        from vmm.machine import MAX_SLICE
-
-        while True:
-            if self._idle_pending:
-                self._idle_pending = False
-                machine._handle(RunResult(StopReason.HALT), False, 0, 0)
-            if machine.exit is not None:
-                return self._finish(machine.exit)
-            now = self.instructions
-            if target is not None and now >= target:
-                return Event("done")
-            limit = now + MAX_SLICE if target is None else min(target, now + MAX_SLICE)
-            deadline = clock.next_deadline_ns()
-            if deadline is not None:
-                limit = min(limit, now + max(1, clock.ns_to_insns(deadline - clock.now_ns())))
-            if self.checkpoint_every:
-                limit = min(limit, (now // self.checkpoint_every + 1) * self.checkpoint_every)
-            self._watch_event = None
-            self._port_event = None
-            stop = self.cpu.run_exact(limit - now, armed=honour_breaks)
-            clock.run_due()
-            if stop.kind == "watchpoint":
-                return self._watch_hit_event(stop.access)
-            if stop.kind == "breakpoint":
-                if not honour_breaks:
-                    continue  # only a temporary stop: the step goes on
-                return self._breakpoint_event(stop.address)
-            if stop.kind == "watch":
-                if honour_breaks and self._watch_event is not None:
-                    return self._watch_event
-                continue
-            if stop.kind == "machine":
-                port_event, self._port_event = self._port_event, None
-                event = self._machine_stop(stop.result, target, honour_breaks)
-                if event is None and port_event is not None and honour_breaks:
-                    return port_event
-                if event is not None:
-                    return event
-            if self.checkpoint_every and self.instructions % self.checkpoint_every == 0 and not self._idle_pending:
-                self._checkpoint()
-
-    def _machine_stop(self, result: RunResult, target: int | None, honour_breaks: bool) -> Event | None:
+        """Run the machine (its one loop, Machine.run) exactly to ``target`` or until a
+        stop, checkpointing on the way; the stop as an Event."""
         machine = self.machine
-        if result.reason == StopReason.HALT and target is not None and self.instructions >= target:
-            self._idle_pending = True  # idle on the next run, so that stops land alike
-            return Event("done")
-        before = machine.stages.current
-        machine._handle(result, False, 0, 0)
-        if machine.exit is not None:
-            return self._finish(machine.exit)
-        stage = machine.stages.current
-        if stage != before and honour_breaks:
-            for bp in self.breakpoints:
-                if bp.kind == "stage" and bp.value == stage:
-                    t = machine.stages.timeline[-1]
-                    return Event("stage", f"stage {stage} at insn {t.instructions:,} ({bp.describe()})", bp)
-        return None
+        stops = Stops(debug=self.cpu, armed=honour_breaks, every=self.checkpoint_every,
+                      after_slice=self._maybe_checkpoint)  # fmt: skip
+        if honour_breaks:
+            stops.stages = frozenset(bp.value for bp in self.breakpoints if bp.kind == "stage")
+            stops.ports = frozenset(bp.value for bp in self.breakpoints if bp.kind == "port")
+        while True:
+            self._watch_event = None
+            count = None if target is None else max(0, target - self.instructions)
+            exit_ = machine.run(max_instructions=count, stops=stops)
+            if exit_.guest_ended or exit_.reason == "stopped":
+                return self._finish(exit_)
+            if exit_.reason == "limit":
+                return Event("done")
+            if exit_.reason == "watchpoint":
+                return self._watch_hit_event(exit_.access)
+            if exit_.reason == "breakpoint":
+                return self._breakpoint_event(exit_.address)
+            if exit_.reason == "port":
+                return self._port_event(exit_)
+            if exit_.reason == "stage":
+                bp = next(b for b in self.breakpoints if b.kind == "stage" and b.value == exit_.detail)
+                t = machine.stages.timeline[-1]
+                return Event("stage", f"stage {exit_.detail} at insn {t.instructions:,} ({bp.describe()})", bp)
+            if exit_.reason == "watch" and self._watch_event is not None:
+                return self._watch_event
+            if exit_.reason not in ("watch", "timeout"):
+                return self._finish(exit_)
+
+    def _maybe_checkpoint(self) -> None:
+        every = self.checkpoint_every
+        if every and self.instructions % every == 0 and not self.machine.idle_pending:
+            self._checkpoint()
 
     def _breakpoint_event(self, address: int | None) -> Event:
         for bp in self.breakpoints:
@@ -401,7 +346,7 @@ class Debugger:
         for offset in range(0, self.machine.memory.size, PAGE):
             page = bytes(ram[offset : offset + PAGE])
             pages.append(pool.setdefault(page, page))
-        self._checkpoints[self.instructions] = _Checkpoint(state, pages, self._idle_pending)
+        self._checkpoints[self.instructions] = _Checkpoint(state, pages, self.machine.idle_pending)
         if len(self._checkpoints) > self.max_checkpoints:
             oldest = sorted(self._checkpoints)[1]  # keep the first: every replay can start there
             del self._checkpoints[oldest]
@@ -429,7 +374,7 @@ class Debugger:
         state.ram = b"".join(cp.pages)
         self.machine.load_state(state)
         state.ram = None
-        self._idle_pending = cp.idle_pending
+        self.machine.idle_pending = cp.idle_pending
         self.finished = None
         self.machine.exit = None
         self._watch_values = self._register_values()

@@ -2,7 +2,7 @@
 
 Packets (GDB manual, appendix E "Remote Protocol"): ``?``, ``g``/``p`` (registers),
 ``m``/``M`` (memory at virtual addresses: the page tables are walked from CR3 in
-vmm.debug.paging), ``s``, ``c`` (interrupted by Ctrl-C, 0x03), ``Z0``/``Z1`` and
+vmm.cpu.paging), ``s``, ``c`` (interrupted by Ctrl-C, 0x03), ``Z0``/``Z1`` and
 ``z0``/``z1`` (breakpoints: a Unicorn code hook each), ``qXfer:features:read`` (the
 target description), ``qRcmd`` (``monitor CMD`` runs vmm's debugger commands), ``D``
 and ``k``. Watchpoints ``Z2`` (write), ``Z3`` (read) and ``Z4`` (access) are vmm's
@@ -25,9 +25,9 @@ import select
 import socket
 import sys
 
+from vmm.cpu.paging import PageFault, read_linear, write_linear
 from vmm.debug.commands import Commands
 from vmm.debug.engine import Debugger
-from vmm.debug.paging import PageFault, read_linear, write_linear
 from vmm.errors import ConfigError, VmmError
 
 SIGTRAP = 5

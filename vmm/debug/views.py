@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import capstone
 
+from vmm.cpu.paging import PageFault, PhysicalReader, read_linear
 from vmm.cpu.state import (
     ATTR_DB,
     ATTR_G,
@@ -25,7 +26,6 @@ from vmm.cpu.state import (
     GPR_NAMES,
     X86State,
 )
-from vmm.debug.paging import PageFault, PhysicalReader, read_linear
 from vmm.debug.symbols import Symbols
 
 CR0_BITS = ((0, "PE"), (1, "MP"), (2, "EM"), (3, "TS"), (4, "ET"), (5, "NE"), (16, "WP"), (18, "AM"),

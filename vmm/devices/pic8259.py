@@ -181,7 +181,7 @@ class Pic8259Pair(Device):
     ports = [(0x20, 2), (0xA0, 2), (0x4D0, 2)]
 
     def __init__(self, on_output: Callable[[bool], None] | None = None) -> None:
-        self._on_output = on_output
+        self.on_output = on_output
         self.master = Pic8259()
         self.slave = Pic8259()
         self._output = False
@@ -217,8 +217,8 @@ class Pic8259Pair(Device):
         output = self.master.pending(is_master=True) is not None
         if output != self._output:
             self._output = output
-            if self._on_output is not None:
-                self._on_output(output)
+            if self.on_output is not None:
+                self.on_output(output)
 
     def acknowledge(self) -> int:
         """The INTA cycle: the vector the CPU takes, with IRR/ISR updated.

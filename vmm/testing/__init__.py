@@ -5,9 +5,9 @@ expectation file (``NAME.vmm.toml``); ``load_machine_state`` opens the state a f
 report keeps (``state.vmsn`` + ``state.vmem``).
 """
 
+from vmm.snapshot.statefile import load_machine_state, save_machine_state
 from vmm.testing.session import ExpectationFailed, GuestSession
 from vmm.testing.spec import load_spec
-from vmm.testing.statefile import load_machine_state, save_machine_state
 from vmm.testing.vm import VM
 
 __all__ = ["VM", "ExpectationFailed", "GuestSession", "load_machine_state", "load_spec", "save_machine_state"]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from vmm.bundle.fileio import atomic_write
 from vmm.cpu.state import GPR_NAMES, SEGMENT_NAMES, X86State
+from vmm.snapshot.statefile import save_machine_state
 from vmm.testing.replay import disassemble, replay_tail
 from vmm.testing.session import GuestSession, describe_exit
 from vmm.testing.spec import Keep
-from vmm.testing.statefile import save_machine_state
 
 MARK_SEARCH = "\n-------- vmm test: {what} searched from here --------\n"
 MARK_FAIL = "\n-------- vmm test: {what} failed here, at instruction {insns:,} --------\n"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from vmm.bundle.fileio import atomic_write
 from vmm.errors import VmmError
+from vmm.snapshot.statefile import save_machine_state
 from vmm.testing.report import printable, write_report
 from vmm.testing.session import ExpectationFailed, GuestSession, describe_exit
 from vmm.testing.spec import Step, TestSpec
-from vmm.testing.statefile import save_machine_state
 
 
 @dataclass

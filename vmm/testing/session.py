@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmm.config import MachineConfig
+from vmm.cpu.base import FEATURE_TRACE, CpuDebug, DebugUnsupported
 from vmm.errors import VmmError
-from vmm.machine import Machine, MachineExit
+from vmm.machine import Machine, MachineExit, Stops
 from vmm.testing.spec import Budget
 
 SCREEN_POLL = 1_000_000  # instructions between looks at the VGA screen (it raises no event)
@@ -44,14 +45,12 @@ class GuestSession:
                  cpu_factory: Callable | None = None) -> None:  # fmt: skip
         self.config = config
         self.machine = Machine(config, serial_out=self._on_serial, cpu_factory=cpu_factory)
-        self.machine.on_stage = self._on_stage
         self.mark = 0  # serial searches start here: just past the previous match
         self.byte_insns: list[int] = []  # instruction count when each serial byte was written
         self.ended: MachineExit | None = None
         self.log: list[tuple[str, tuple]] = []  # every call, for a replay
         self.wall_deadline = None if wall_timeout is None else time.monotonic() + wall_timeout
         self._watch: re.Pattern[bytes] | None = None
-        self._stage_wanted: str | None = None
         self._budget_hit = False
         self.tail: TailRecorder | None = None  # set by a replay
 
@@ -71,11 +70,11 @@ class GuestSession:
 
     @property
     def instructions(self) -> int:
-        return self.machine.cpu.instructions
+        return self.machine.instructions
 
     @property
     def time_ns(self) -> int:
-        return self.machine.clock.now_ns()
+        return self.machine.time_ns
 
     @property
     def exit_status(self) -> int | None:
@@ -109,11 +108,7 @@ class GuestSession:
 
     def wait_stage(self, stage: str, within: Budget) -> None:
         self.log.append(("wait_stage", (stage, within)))
-        self._stage_wanted = stage
-        try:
-            outcome = self._run(within, lambda: stage in self.stages)
-        finally:
-            self._stage_wanted = None
+        outcome = self._run(within, lambda: stage in self.stages, stops=Stops(stages=frozenset({stage})))
         if stage not in self.stages:
             raise ExpectationFailed(f"stage {stage!r} not reached {self._why(outcome, within)}")
 
@@ -137,9 +132,10 @@ class GuestSession:
 
     # ---- the loop ----
 
-    def _run(self, budget: Budget, done: Callable[[], bool], slice_cap: int | None = None) -> Outcome:
+    def _run(self, budget: Budget, done: Callable[[], bool], slice_cap: int | None = None,
+             stops: Stops | None = None) -> Outcome:  # fmt: skip
         machine = self.machine
-        start = machine.cpu.instructions
+        start = machine.instructions
         if done():
             return Outcome("met", 0)
         if self.ended is not None:
@@ -154,16 +150,16 @@ class GuestSession:
             timer.arm_after(budget.time_ns)
         try:
             while True:
-                step = None if limit is None else limit - machine.cpu.instructions
+                step = None if limit is None else limit - machine.instructions
                 if step is not None and step <= 0:
-                    return Outcome("budget", machine.cpu.instructions - start)
+                    return Outcome("budget", machine.instructions - start)
                 if slice_cap is not None:
                     step = slice_cap if step is None else min(step, slice_cap)
                 if self.tail is not None:
                     step = self.tail.bound(machine, step)
                 wall = None if self.wall_deadline is None else max(0.001, self.wall_deadline - time.monotonic())
-                result = machine.run(max_instructions=step, timeout=wall)
-                used = machine.cpu.instructions - start
+                result = machine.run(max_instructions=step, timeout=wall, stops=stops)
+                used = machine.instructions - start
                 if result.reason in ENDED:
                     self.ended = result
                     return Outcome("met" if done() else "ended", used)
@@ -190,12 +186,8 @@ class GuestSession:
     # ---- callbacks from the machine ----
 
     def _on_serial(self, data: bytes) -> None:
-        self.byte_insns.extend([self.machine.cpu.instructions] * len(data))
+        self.byte_insns.extend([self.machine.instructions] * len(data))
         if self._watch is not None and self._watch.search(self.machine.serial_transcript, self.mark):
-            self.machine.request_stop("stopped")
-
-    def _on_stage(self, transition) -> None:
-        if self._stage_wanted == transition.stage:
             self.machine.request_stop("stopped")
 
     def _on_budget_timer(self) -> None:
@@ -224,11 +216,11 @@ class TailRecorder:
         self.final = final
         self.start = max(0, final - max(margin, keep * 4))
         self.pcs: deque[int] = deque(maxlen=keep)
-        self._hook = None
-        self._uc = None
+        self._hook: bool | None = None  # None: not yet attached; False: cannot trace
+        self._debug: CpuDebug | None = None
 
     def bound(self, machine: Machine, step: int | None) -> int | None:
-        now = machine.cpu.instructions
+        now = machine.instructions
         if self._hook is None and now >= self.start:
             self._attach(machine)
         target = self.final if self._hook is not None else self.start
@@ -236,23 +228,22 @@ class TailRecorder:
         return left if step is None else min(step, left)
 
     def finished(self, machine: Machine) -> bool:
-        return machine.cpu.instructions >= self.final
+        return machine.instructions >= self.final
 
     def _attach(self, machine: Machine) -> None:
-        # Unicorn only: its code hook sees every instruction once the translation cache is
-        # flushed. Other backends leave the ring empty and the report says so.
-        uc = getattr(machine.cpu, "_uc", None)
-        if uc is None:
+        # A backend that cannot trace (KVM) leaves the ring empty and the report says so.
+        try:
+            debug = machine.cpu.debug()
+        except DebugUnsupported:
+            debug = None
+        if debug is None or FEATURE_TRACE not in debug.features:
             self._hook = False
             return
-        import unicorn
-
-        uc.ctl_flush_tb()
-        self._uc = uc
-        self._hook = uc.hook_add(unicorn.UC_HOOK_CODE, lambda _uc, addr, _size, _data: self.pcs.append(addr))
+        self._debug = debug
+        self._hook = True
+        debug.trace_code(self.pcs.append)
 
     def detach(self) -> None:
-        if self._uc is not None and self._hook:
-            self._uc.hook_del(self._hook)
-            self._uc.ctl_flush_tb()
-        self._uc = None
+        if self._debug is not None:
+            self._debug.close()
+        self._debug = None

@@ -19,9 +19,9 @@ from vmm.config import DiskConfig, MachineConfig
 from vmm.errors import ConfigError
 from vmm.memory import GuestMemory
 from vmm.sizes import parse_memory_mb
+from vmm.snapshot.statefile import save_machine_state
 from vmm.testing.session import GuestSession
 from vmm.testing.spec import DEFAULT_WITHIN, Budget, parse_budget
-from vmm.testing.statefile import save_machine_state
 
 Within = int | str | Budget
 

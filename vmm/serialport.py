@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import socket
 
+from vmm import listen
 from vmm.errors import ConfigError
 
 
 def parse_endpoint(text: str, what: str = "--serial socket") -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise ConfigError(f"{what}: {text!r} is not [HOST:]PORT") from None
-    if not 0 <= number <= 65535:
-        raise ConfigError(f"{what}: port {number} is out of range")
-    return host or "127.0.0.1", number
+    return listen.parse_endpoint(text, what)
 
 
 class SerialEndpoint:
@@ -73,15 +67,7 @@ class SocketSerial(SerialEndpoint):
 
     def __init__(self, endpoint: str) -> None:
         host, port = parse_endpoint(endpoint)
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.listener.bind((host, port))
-        except OSError as exc:
-            self.listener.close()
-            raise ConfigError(f"--serial socket:{endpoint}: cannot listen: {exc.strerror}") from None
-        self.listener.listen(1)
-        self.listener.setblocking(False)
+        self.listener = listen.listen_tcp(host, port, f"--serial socket:{endpoint}: cannot listen", blocking=False)
         self.address = self.listener.getsockname()
         self.client: socket.socket | None = None
         self.machine = None

@@ -38,9 +38,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.devices.cmos import BOOT_DEVICE_CODES
 from vmm.errors import ConfigError, ImageError
+from vmm.fileio import atomic_write
 
 MAGIC = b"MRVN"
 ENVELOPE_VERSION = 1

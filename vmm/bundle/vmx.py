@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.errors import ConfigError
+from vmm.fileio import atomic_write
 
 UTF8_BOM = b"\xef\xbb\xbf"
 ESCAPE = "|"

@@ -25,10 +25,11 @@ import select
 import socket
 import sys
 
+from vmm import listen
 from vmm.cpu.paging import PageFault, read_linear, write_linear
 from vmm.debug.commands import Commands
 from vmm.debug.engine import Debugger
-from vmm.errors import ConfigError, VmmError
+from vmm.errors import VmmError
 
 SIGTRAP = 5
 SIGINT = 2
@@ -59,26 +60,13 @@ GPR64 = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp"] + [f"r{i}" for 
 
 
 def parse_endpoint(spec: str) -> tuple[str, int]:
-    host, _, port = spec.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise ConfigError(f"--gdb: {spec!r} is not [HOST:]PORT") from None
-    if not 0 <= number <= 65535:
-        raise ConfigError(f"--gdb: port {number} is out of range")
-    return host or "127.0.0.1", number
+    return listen.parse_endpoint(spec, "--gdb")
 
 
 class GdbStub:
     def __init__(self, machine, endpoint: str) -> None:
         host, port = parse_endpoint(endpoint)
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.listener.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"--gdb: cannot listen on {host}:{port}: {exc.strerror}") from None
-        self.listener.listen(1)
+        self.listener = listen.listen_tcp(host, port, f"--gdb: cannot listen on {host}:{port}")
         self.address = self.listener.getsockname()[:2]  # the port the kernel chose for port 0
         self.machine = machine
         self.dbg = Debugger(machine, checkpoint_every=None)

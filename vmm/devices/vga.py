@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from vmm.devices.base import Device
 from vmm.devices.ioport import read_split, write_split
+from vmm.fileio import atomic_write
 from vmm.memory import GuestMemory
 
 TEXT_BASE = 0xB8000
@@ -141,17 +141,7 @@ def write_png(path: str | os.PathLike[str], width: int, height: int, rows: list[
     raw = b"".join(b"\0" + row for row in rows)
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", b"".join(bytes(c) for c in palette))
            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))  # fmt: skip
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(png)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, png)
 
 
 class VgaText(Device):

@@ -25,10 +25,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.config import DiskConfig, MachineConfig
 from vmm.cpu.state import X86State
 from vmm.errors import ImageError
+from vmm.fileio import atomic_write
 from vmm.machine import Machine, MachineState
 
 FORMAT = "vmm-machine-state"

@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.errors import ConfigError, VmmError
+from vmm.fileio import atomic_write
 from vmm.testing.report import printable
 from vmm.testing.runner import TestResult, check_determinism, run_spec
 from vmm.testing.spec import load_spec

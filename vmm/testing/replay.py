@@ -16,15 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vmm.cpu.state import CR0_PG, CR4_PAE, EFER_LMA, X86State
+from vmm.cpu.paging import PhysicalReader, read_linear
+from vmm.cpu.state import X86State
 from vmm.errors import VmmError
 from vmm.machine import Machine
 from vmm.testing.session import GuestSession, TailRecorder
-
-CR4_PSE = 1 << 4
-PAGE_PRESENT = 1
-PAGE_SIZE_BIT = 1 << 7
-ADDR_MASK = 0x000F_FFFF_FFFF_F000
 
 
 @dataclass
@@ -61,65 +57,17 @@ def replay_tail(session: GuestSession, keep: int) -> Replay:
         again.close()
 
 
-def linear_to_physical(machine: Machine, state: X86State, linear: int) -> int | None:
-    """Walk the guest's page tables (SDM vol. 3, 4.3-4.5); None if the page is not present."""
-    if not state.cr0 & CR0_PG:
-        return linear & 0xFFFFFFFF
-
-    def entry(table: int, index: int, size: int) -> int | None:
-        try:
-            data = machine.memory.read(table + index * size, size)
-        except VmmError:
-            return None
-        value = int.from_bytes(data, "little")
-        return value if value & PAGE_PRESENT else None
-
-    if state.efer & EFER_LMA:
-        table = state.cr3 & ADDR_MASK
-        for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
-            value = entry(table, (linear >> shift) & 0x1FF, 8)
-            if value is None:
-                return None
-            if level in (3, 2) and value & PAGE_SIZE_BIT:
-                return (value & ADDR_MASK & ~((1 << shift) - 1)) | (linear & ((1 << shift) - 1))
-            table = value & ADDR_MASK
-        return table | (linear & 0xFFF)
-    linear &= 0xFFFFFFFF
-    if state.cr4 & CR4_PAE:
-        pdpte = entry(state.cr3 & 0xFFFFFFE0, linear >> 30, 8)
-        pde = None if pdpte is None else entry(pdpte & ADDR_MASK, (linear >> 21) & 0x1FF, 8)
-        if pde is None:
-            return None
-        if pde & PAGE_SIZE_BIT:
-            return (pde & ADDR_MASK & ~0x1FFFFF) | (linear & 0x1FFFFF)
-        pte = entry(pde & ADDR_MASK, (linear >> 12) & 0x1FF, 8)
-        return None if pte is None else (pte & ADDR_MASK) | (linear & 0xFFF)
-    pde = entry(state.cr3 & 0xFFFFF000, linear >> 22, 4)
-    if pde is None:
-        return None
-    if pde & PAGE_SIZE_BIT and state.cr4 & CR4_PSE:
-        return (pde & 0xFFC00000) | (linear & 0x3FFFFF)
-    pte = entry(pde & 0xFFFFF000, (linear >> 12) & 0x3FF, 4)
-    return None if pte is None else (pte & 0xFFFFF000) | (linear & 0xFFF)
-
-
 def read_code(machine: Machine, state: X86State, linear: int, length: int = 16) -> bytes:
-    """Up to ``length`` bytes at ``linear`` from RAM or the ROM ('' if unmapped)."""
-    physical = linear_to_physical(machine, state, linear)
-    if physical is None:
-        return b""
-    rom = machine.rom or b""
-    if rom and physical >= (1 << 32) - len(rom):
-        offset = physical - ((1 << 32) - len(rom))
-        return rom[offset : offset + length]
-    low_rom = min(len(rom), 128 * 1024)
-    if rom and 0x100000 - low_rom <= physical < 0x100000:
-        offset = len(rom) - (0x100000 - physical)
-        return rom[offset : offset + min(length, 0x100000 - physical)]
-    length = min(length, machine.memory.size - physical)
-    if length <= 0:
-        return b""
-    return machine.memory.read(physical, length)
+    """Up to ``length`` bytes at ``linear`` from RAM or the ROM, through the guest's page
+    tables (vmm.cpu.paging); as many as are readable in a row ('' if none)."""
+    reader = PhysicalReader(machine)
+    code = bytearray()
+    for offset in range(length):  # byte by byte: an instruction may straddle the end of RAM or a page
+        try:
+            code += read_linear(reader, state, linear + offset, 1)
+        except VmmError:
+            break
+    return bytes(code)
 
 
 def disassemble(machine: Machine, state: X86State, pcs: list[int]) -> list[str]:

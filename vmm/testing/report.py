@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.cpu.state import GPR_NAMES, SEGMENT_NAMES, X86State
+from vmm.fileio import atomic_write
 from vmm.snapshot.statefile import save_machine_state
 from vmm.testing.replay import disassemble, replay_tail
 from vmm.testing.session import GuestSession, describe_exit

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmm.bundle.fileio import atomic_write
 from vmm.errors import VmmError
+from vmm.fileio import atomic_write
 from vmm.snapshot.statefile import save_machine_state
 from vmm.testing.report import printable, write_report
 from vmm.testing.session import ExpectationFailed, GuestSession, describe_exit

@@ -1,62 +1,38 @@
 """Whole-or-nothing file writes for VMDK files (DESIGN principle 7).
 
-``write_file_atomic`` replaces a descriptor: temp file beside it, fsync, rename, fsync the
-directory. ``new_file`` creates a file that must not exist yet the same way, but links the
-finished temp file into place, so it never replaces a file someone made meanwhile.
+``write_file_atomic`` replaces a descriptor through vmm.fileio.atomic_write (temp file
+beside it, fsync, rename, fsync the directory). ``new_file`` creates a file that must not
+exist yet the same way, but links the finished temp file into place, so it never
+replaces a file someone made meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from vmm.errors import DiskError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+from vmm.fileio import atomic_write, fsync_dir, temp_beside
 
 
 def _temp_beside(path: str) -> tuple[int, str, str]:
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        fd, tmp = temp_beside(Path(os.path.abspath(path)))
     except OSError as exc:
         raise DiskError(f"{path}: cannot create: {exc.strerror}") from None
-    if os.path.exists(path):
-        os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
-    else:
-        os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp, directory
+    return fd, str(tmp), directory
 
 
 def write_file_atomic(path: str, data: bytes) -> None:
     """Replace (or create) ``path`` with ``data`` so that a crash leaves the old or the new file."""
-    fd, tmp, directory = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fsync_directory(directory)
+        atomic_write(path, data)
+    except OSError as exc:
+        raise DiskError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -81,4 +57,4 @@ def new_file(path: str) -> Iterator[BinaryIO]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _fsync_directory(directory)
+    fsync_dir(directory)

@@ -1,0 +1,63 @@
+"""Atomic file replacement, for every file vmm writes (DESIGN.md principle 7).
+
+The new contents go to a temporary file in the same folder (so the rename stays on one
+file system), are flushed and fsync'ed, then renamed over the target; the folder is
+fsync'ed too so the rename itself survives a crash. An interrupted write leaves either
+the old file or the new one, never half of one. Bundles, VMDK descriptors, machine
+state files, test reports and screenshots all write through :func:`atomic_write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def fsync_dir(folder: Path | str) -> None:
+    """Make a rename or link in ``folder`` durable (best effort where it cannot be)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # some file systems do not let a folder be opened; the rename still happened
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def default_mode(path: Path) -> int:
+    """The mode a replacement keeps: the old file's, else what open() would give a new one."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def temp_beside(path: Path, mode: int | None = None) -> tuple[int, Path]:
+    """An open temporary file in ``path``'s folder, with the mode ``path`` will have."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, default_mode(path) if mode is None else mode)
+    return fd, Path(tmp)
+
+
+def atomic_write(path: Path | str, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data``; ``mode`` defaults to the old file's, else the umask's."""
+    path = Path(os.path.abspath(path))
+    fd, tmp = temp_beside(path, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

@@ -5,9 +5,9 @@
  * 3Dh bits 3-0 = first device, bits 7-4 = second, 38h bits 7-4 = third,
  * each 1 = floppy, 2 = hard disk, 3 = CD-ROM, 0 = none; vmm adds 5 = the
  * second hard disk (81h) alone, so that a VM's .nvram can boot its slave disk
- * first.  This PC has only hard disks, so floppy and CD-ROM entries are
- * skipped, and if the order names no hard disk at all the hard disks are tried
- * anyway.
+ * first.  A floppy entry boots drive 00h if CMOS says there is a drive A:;
+ * CD-ROM entries are skipped; if the order names no hard disk at all the hard
+ * disks are tried anyway.
  *
  * A disk boots if its sector 0 reads without error and ends in the signature
  * 55h AAh (bytes 510-511).  The sector is loaded at 0000:7C00 and entered
@@ -49,9 +49,13 @@ int19_bootstrap:
     call boot_hard_disks            /* returns only if none of them booted */
     jmp 2f
 4:  cmp al, BOOTDEV_HDD1
-    jne 2f
+    jne 5f
     mov bp, 1
     call boot_second_disk           /* returns if it did not boot */
+    jmp 2f
+5:  cmp al, BOOTDEV_FLOPPY
+    jne 2f
+    call boot_floppy                /* returns if it did not boot */
 2:  shr dl, 4                       /* next entry */
     shl dh, 4
     or dl, dh
@@ -86,6 +90,16 @@ no_second_disk:
     popa
     ret
 
+/* boot_floppy: try drive 00h, if there is a drive A:; returns if it does not boot. */
+boot_floppy:
+    pusha
+    call ebda_fs
+    cmp byte ptr fs:[EBDA_FLOPPY_TYPE], 0
+    je no_second_disk
+    mov cl, 1
+    xor dl, dl
+    /* fall through */
+
 /* try_disks: DL = first drive, CL = how many; called with the caller's registers pushed. */
 try_disks:
 1:  test cl, cl
@@ -96,7 +110,10 @@ try_disks:
     test byte ptr fs:[EBDA_OPTIONS], OPT_QUIET
     jnz 2f
     mov si, offset msg_booting
-    call print_str
+    test dl, dl
+    js 4f
+    mov si, offset msg_booting_floppy
+4:  call print_str
 2:  POST_CODE POST_BOOT_READ
     xor ax, ax
     mov es, ax
@@ -155,4 +172,5 @@ int18_boot_failure:
 
     .section .rodata
 msg_booting:    .asciz "Booting from hard disk...\r\n"
+msg_booting_floppy: .asciz "Booting from floppy...\r\n"
 msg_no_boot:    .asciz "No bootable disk\r\n"

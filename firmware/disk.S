@@ -2,7 +2,7 @@
  * disk.S — INT 13h, the disk services, for the ATA disks ata_detect found.
  *
  * Drive numbers: 80h is the first disk found (the primary master if there is
- * one), 81h the second.  There are no floppy drives: DL < 80h always fails.
+ * one), 81h the second.  Drive 00h (A:) is floppy.S's.
  *
  * Two ways to name a sector:
  *   CHS (AH=02h-04h): cylinder, head, sector (from 1) in the translated
@@ -34,8 +34,8 @@ int13_disk:
     mov dl, [bp+F_DL]
     mov fs:[EBDA_INT13_DL], dl
     mov ah, [bp+F_AH]
-    cmp dl, 0x80                    /* floppies: none */
-    jb d_bad_drive
+    cmp dl, 0x80                    /* floppies: floppy.S */
+    jb floppy_int13
     mov al, dl
     sub al, 0x80
     cmp al, fs:[EBDA_HD_COUNT]
@@ -64,6 +64,7 @@ d_sector_not_found:
 d_success:
     xor ah, ah
 /* d_return: AH = status -> caller's AH, BDA status byte, CF. */
+    .globl d_return, d_leave
 d_return:
     mov [bp+F_AH], ah
     push ds

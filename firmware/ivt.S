@@ -155,6 +155,8 @@ int17_printer:
 vector_table:
     .byte 0x08
     .word int08_timer               /* time.S */
+    .byte 0x0E
+    .word int0e_floppy              /* floppy.S */
     .byte 0x09
     .word int09_keyboard            /* keyboard.S */
     .byte 0x10
@@ -183,8 +185,8 @@ vector_table:
     .word int_unused                /* user timer tick hook: chained by INT 08h */
 vector_table_end:
 
-/* 1Dh video parameters, 1Eh diskette parameters, 1Fh graphics font,
- * 41h/46h fixed disk parameters, 43h EGA font: none in this BIOS. */
+/* 1Dh video parameters, 1Fh graphics font, 41h/46h fixed disk parameters,
+ * 43h EGA font: none in this BIOS (1Eh, the diskette parameters: floppy.S). */
 null_vectors:
-    .byte 0x1D, 0x1E, 0x1F, 0x41, 0x43, 0x46
+    .byte 0x1D, 0x1F, 0x41, 0x43, 0x46
 null_vectors_end:

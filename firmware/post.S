@@ -73,6 +73,8 @@ post_start:
 
     POST_CODE POST_ATA
     call ata_detect                 /* disk.S: fills the drive table */
+    POST_CODE POST_FLOPPY
+    call floppy_init                /* floppy.S: drive A: from CMOS */
     POST_CODE POST_E820
     call e820_build                 /* memory.S */
 
@@ -264,6 +266,20 @@ print_banner:
     mov si, offset msg_kib_ext
     call print_str
 
+    /* drive A:, if any */
+    movzx bx, byte ptr fs:[EBDA_FLOPPY_TYPE]
+    test bx, bx
+    jz 5f
+    mov si, offset msg_floppy
+    call print_str
+    shl bx, 1
+    movzx eax, word ptr cs:[floppy_kib + bx]
+    call print_dec
+    mov si, offset msg_kib
+    call print_str
+    mov si, offset msg_crlf
+    call print_str
+5:
     /* one line per hard disk */
     xor cx, cx
     mov bx, EBDA_DRIVES
@@ -310,6 +326,8 @@ msg_disk:       .asciz "Disk "
 msg_disk_colon: .asciz "h: "
 msg_mib:        .asciz " MiB"
 msg_kib:        .asciz " KiB"
+msg_floppy:     .asciz "Floppy 00h: "
+floppy_kib:     .word 0, 360, 1200, 720, 1440, 2880
 msg_lba48:      .asciz ", LBA48"
     .globl msg_crlf
 msg_crlf:       .asciz "\r\n"

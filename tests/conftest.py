@@ -22,6 +22,9 @@ STRICT = os.environ.get("VMM_STRICT") == "1"
 # wall time, so a loaded host changes where the guest's timer interrupts land. (QEMU's IDE
 # still completes requests on its I/O thread, so instruction counts are not exact.)
 QEMU_DETERMINISTIC = ["-icount", "shift=5,sleep=off", "-rtc", "base=2026-01-01T00:00:00,clock=vm"]
+# QEMU's isapc always has a drive A: (a 2.88 MB drive when it holds no disk); vmm has one
+# only with --floppy. References of a machine without a floppy say so.
+QEMU_NO_FLOPPY = ["-global", "isa-fdc.fdtypeA=none"]
 
 
 def _missing(what: str) -> None:

@@ -25,7 +25,7 @@ FLOPPY_SLOTS = ("floppy0",)  # drive A: (INT 13h 00h), VMware's name for it
 class DiskConfig:
     slot: str  # one of IDE_SLOTS or FLOPPY_SLOTS
     path: Path
-    kind: str = "disk"  # "disk" or "cdrom"
+    kind: str = "disk"  # "disk", "cdrom" or "floppy"
     read_only: bool = False
 
 
@@ -66,6 +66,11 @@ class MachineConfig:
     # for this run only); None: as the CMOS/.nvram says.
     bios_serial: bool | None = None
 
+    @property
+    def floppy(self) -> DiskConfig | None:
+        """The image in drive A:, if any."""
+        return next((disk for disk in self.disks if disk.slot in FLOPPY_SLOTS), None)
+
     def next_ide_slot(self, path: Path) -> str:
         """The first free IDE slot (master, then slave), for one more --disk."""
         taken = {disk.slot for disk in self.disks}
@@ -95,6 +100,8 @@ class MachineConfig:
                 )
             if disk.slot in slots:
                 raise ConfigError(f"two disks on slot {disk.slot}")
+            if (disk.slot in FLOPPY_SLOTS) != (disk.kind == "floppy"):
+                raise ConfigError(f"{disk.path}: a {disk.kind} cannot go on slot {disk.slot}")
             slots.add(disk.slot)
         if self.serial.kind not in ("stdio", "file", "socket", "pipe", "none"):
             raise ConfigError(f"unknown serial kind {self.serial.kind!r}")

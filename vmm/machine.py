@@ -168,19 +168,25 @@ class Machine(MachineApi):
         return regions
 
     def _open_disks(self) -> dict[str, object]:
+        from vmm.devices.fdc82077 import FloppyMedia
         from vmm.disk.open import open_disk
 
         disks = {}
+        self.floppy_media = None
         for disk in self.config.disks:
             if not disk.path.exists():
                 raise ImageError(f"{disk.path}: disk image not found ({disk.slot})")
             disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only)
+            if disk.kind == "floppy":
+                self.floppy_media = FloppyMedia(disks[disk.slot])
         return disks
 
     def _build_devices(self) -> None:
         from vmm.devices.ata import AtaController
         from vmm.devices.cmos import OPTION_NO_SERIAL_COPY, Mc146818Cmos
         from vmm.devices.debugport import DebugConsole, ExitPort, PostCodePort
+        from vmm.devices.dma8237 import Dma8237Pair
+        from vmm.devices.fdc82077 import Fdc82077
         from vmm.devices.i8042 import I8042
         from vmm.devices.pic8259 import Pic8259Pair
         from vmm.devices.pit8254 import Pit8254
@@ -201,17 +207,20 @@ class Machine(MachineApi):
             boot_order=self.config.boot_order,
             disk_sectors=[self.disks[slot].capacity if slot in self.disks else None for slot in ("ide0:0", "ide0:1")],
             forced_options=OPTION_NO_SERIAL_COPY if self.config.bios_serial is False else 0,
+            floppy_type=self.floppy_media.format.drive_type if self.floppy_media else 0,
         )  # fmt: skip
         self.kbc = I8042(set_a20=self._set_a20, request_reset=self.request_reset, irq1=irq[1])
         self.port92 = FastA20(set_a20=self._set_a20, request_reset=self.request_reset)
         self.uart = Uart16550(irq[4], output=self.serial.byte)
+        self.dma = Dma8237Pair(self.memory)
+        self.fdc = Fdc82077(irq[6], self.dma, self.floppy_media)
         self.vga = VgaText(self.memory)
         self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
         self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)
         self.exit_port = ExitPort(self._on_exit_port)
         self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
-                        self.ata, self.post, self.debugcon, self.exit_port]  # fmt: skip
+                        self.ata, self.dma, self.fdc, self.post, self.debugcon, self.exit_port]  # fmt: skip
         for device in self.devices:
             if kernel_irqchip and device in (self.pic, self.pit):
                 continue

@@ -9,6 +9,7 @@ The command line is the one vmm's tests will compare against:
     qemu-system-x86_64 -bios firmware/build/bios.bin -display none
         -serial file:OUT -drive file=IMG,format=raw,if=ide
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 64 -no-reboot
+        -global isa-fdc.fdtypeA=none   (no drive A:, as vmm without --floppy)
 
 (the keyboard test uses ``-serial stdio`` to type into COM1).  A test program
 ends by writing 0 to port F4h, which QEMU turns into exit status 1.
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.bios.build import build_boot_image, program_names
-from tests.conftest import QEMU_DETERMINISTIC, ROOT, require_file, require_tool
+from tests.conftest import QEMU_DETERMINISTIC, QEMU_NO_FLOPPY, ROOT, require_file, require_tool
 
 BIOS = ROOT / "firmware" / "build" / "bios.bin"
 EXPECTED = Path(__file__).resolve().parent / "expected"
@@ -45,6 +46,7 @@ def qemu_command(qemu: str, image: Path, serial: str) -> list[str]:
         qemu, "-bios", str(BIOS), "-display", "none", "-serial", serial,
         "-drive", f"file={image},format=raw,if=ide",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", "64", "-no-reboot", *QEMU_DETERMINISTIC,
+        *QEMU_NO_FLOPPY,
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from tests.conftest import QEMU_DETERMINISTIC, ROOT, require_file, require_tool
+from tests.conftest import QEMU_DETERMINISTIC, QEMU_NO_FLOPPY, ROOT, require_file, require_tool
 from tests.e2e.test_toyos_qemu import CLOCK_LINE, PROMPT, SerialConsole
 from vmm.config import DiskConfig, MachineConfig, SerialConfig
 from vmm.machine import Machine, MachineExit
@@ -32,7 +32,7 @@ WALL_LIMIT = 60.0  # seconds; a safety net only, a boot takes well under one
 FOUND = "found"  # the MachineExit reason of a run stopped by VmmConsole.expect
 QEMU_ISAPC = ["-M", "isapc", "-cpu", "qemu64,-apic", "-bios", str(BIOS), "-m", "64", "-display", "none",
               "-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-              *QEMU_DETERMINISTIC]  # fmt: skip
+              *QEMU_DETERMINISTIC, *QEMU_NO_FLOPPY]  # fmt: skip
 # init's report of each service it starts: where it lands among the new process's own
 # output depends on where a timer tick falls, and QEMU's disk requests complete on an
 # I/O thread, so that place differs from run to run under QEMU (and from vmm's).

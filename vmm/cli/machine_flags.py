@@ -19,6 +19,10 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", nargs="?", help="a raw or VMDK disk image, or a bundle (NAME.vmx or its folder)")
     p.add_argument("--bios", metavar="ROM", help="BIOS ROM image, 64-256 KiB (default: firmware/build/bios.bin)")
     p.add_argument("--disk", metavar="IMG", action="append", help="a disk image (repeat for the slave)")
+    p.add_argument("--floppy", metavar="IMG", help="a floppy image in drive A: (INT 13h 00h; 360 KiB to 2.88 MiB), "
+                   "as qemu -fda")  # fmt: skip
+    p.add_argument("--boot", metavar="ORDER", help="boot order, e.g. floppy,hdd (devices: floppy, hdd, hdd1; "
+                   "default: floppy first when there is one, then the hard disks)")  # fmt: skip
     p.add_argument("--mem", metavar="SIZE", help="guest RAM, e.g. 64M or 1G (default 64M)")
     p.add_argument("--accel", choices=["unicorn", "kvm", "auto"], help="CPU backend (default unicorn)")
     p.add_argument("--irqchip", choices=["user", "kernel"],
@@ -65,9 +69,17 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
     else:
         config = MachineConfig()
         if target:
-            config.disks.append(DiskConfig("ide0:0", Path(target)))
+            config.disks.append(image_disk(Path(target)))
     for disk in args.disk or []:
         config.disks.append(DiskConfig(config.next_ide_slot(Path(disk)), Path(disk)))
+    if getattr(args, "floppy", None):
+        if config.floppy is not None:
+            raise ConfigError(f"--floppy {args.floppy}: drive A: already holds {config.floppy.path}")
+        config.disks.append(DiskConfig("floppy0", Path(args.floppy), kind="floppy"))
+    if getattr(args, "boot", None):
+        config.boot_order = boot_order(args.boot)
+    elif bundle is None and config.floppy is not None:
+        config.boot_order = ["floppy", "hdd"]  # a PC's "A: then C:"
     if args.bios:
         config.bios = Path(args.bios)
     if args.mem:
@@ -95,6 +107,34 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         if path is not None and not path.exists():
             raise ConfigError(f"{path}: no such file")
     return config.validate(), ignored
+
+
+SMALL_IMAGE = 64 * 1024  # below this an image is a boot sector and a few more: a floppy
+BOOT_DEVICES = ("floppy", "hdd", "hdd1")
+
+
+def image_disk(path: Path) -> DiskConfig:
+    """The drive `vmm run IMAGE` puts IMAGE in: drive A: for an image under 64 KiB (a boot
+    sector from a tutorial, which expects drive 00h and floppy CHS geometry) or of an
+    exact floppy size (360 KiB, 720 KiB, 1.2, 1.44 or 2.88 MiB); the primary IDE master
+    (drive 80h) otherwise. --floppy and --disk choose explicitly."""
+    from vmm.devices.fdc82077 import FORMATS
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return DiskConfig("ide0:0", path)  # the machine reports the missing file
+    if 0 < size < SMALL_IMAGE or size in {fmt.kib * 1024 for fmt in FORMATS}:
+        return DiskConfig("floppy0", path, kind="floppy")
+    return DiskConfig("ide0:0", path)
+
+
+def boot_order(text: str) -> list[str]:
+    devices = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [device for device in devices if device not in BOOT_DEVICES]
+    if bad or not devices or len(devices) > 3:
+        raise ConfigError(f"--boot: {text!r}: expected up to three of {', '.join(BOOT_DEVICES)}, comma-separated")
+    return devices
 
 
 def kernel_entry(text: str) -> int:

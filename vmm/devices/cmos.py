@@ -47,8 +47,7 @@ BOOT_ORDER_3RD, HD_TRANSLATION, BOOT_ORDER_1ST_2ND = 0x38, 0x39, 0x3D
 ABOVE_4G = 0x5B  # 0x5B-0x5D, in 64 KiB units
 BIOS_OPTIONS = 0x60  # vmm BIOS options (firmware/README.md): bit 0 quiet, bit 1 no serial copy
 OPTION_NO_SERIAL_COPY = 0x02
-# Drive types in 0x10 (high nibble drive A:, low nibble B:), as the PC/AT and QEMU use them.
-FLOPPY_DRIVE_TYPES = {1440: 4, 2880: 5}  # KiB -> type
+# 0x10: drive types, high nibble A:, low nibble B: (1 360K, 2 1.2M, 3 720K, 4 1.44M, 5 2.88M).
 EQUIPMENT_FLOPPY = 0x01  # 0x14 bit 0: floppy drives present (bits 7-6: how many, minus one)
 
 REG_A_UIP = 0x80
@@ -96,7 +95,7 @@ class Mc146818Cmos(Device):
         start_time: dt.datetime | None = None,
         boot_order: Sequence[str] | None = None,
         disk_sectors: Sequence[int | None] = (),
-        floppy_kib: int | None = None,
+        floppy_type: int = 0,
         forced_options: int = 0,
     ) -> None:
         self.clock = clock
@@ -113,7 +112,7 @@ class Mc146818Cmos(Device):
             self.set_boot_order(boot_order)
         for index, sectors in enumerate(disk_sectors[:2]):
             self._set_hard_disk(index, sectors)
-        self._set_floppy(floppy_kib)
+        self._set_floppy(floppy_type)
         # Option bits this run forces on (`vmm run --no-bios-serial`): the BIOS reads
         # them in 0x60, but they are not kept in the bundle's .nvram.
         self.forced_options = forced_options & 0xFF
@@ -164,10 +163,10 @@ class Mc146818Cmos(Device):
         self.ram[base : base + 9] = bytes(params)
         self.ram[HD_TRANSLATION] |= 1 << (index * 2)  # LBA translation
 
-    def _set_floppy(self, kib: int | None) -> None:
-        """Drive A: of the inserted image's type, or no floppy drive (0x10, 0x14 bits 7-6, 0)."""
-        self.ram[FLOPPY_TYPE] = (FLOPPY_DRIVE_TYPES[kib] << 4) if kib else 0
-        if kib:
+    def _set_floppy(self, drive_type: int) -> None:
+        """Drive A: of ``drive_type``, or none (0): bytes 0x10 and 0x14 (bits 7-6, 0)."""
+        self.ram[FLOPPY_TYPE] = (drive_type & 0x0F) << 4
+        if drive_type:
             self.ram[EQUIPMENT] = (self.ram[EQUIPMENT] & 0x3E) | EQUIPMENT_FLOPPY
         else:
             self.ram[EQUIPMENT] &= ~(0xC0 | EQUIPMENT_FLOPPY) & 0xFF

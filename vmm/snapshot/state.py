@@ -46,7 +46,8 @@ def restore(machine: Machine, state: MachineState) -> None:
     if state.ram is not None:
         machine.memory.write(0, state.ram)
     for device in machine.devices:
-        device.restore(state.devices[device.name])
+        if device.name in state.devices:  # saved before the device existed: it stays at power-on
+            device.restore(state.devices[device.name])
     cpu = machine.cpu
     cpu.set_state(state.cpu)
     cpu.instructions = state.instructions

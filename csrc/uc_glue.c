@@ -13,8 +13,15 @@
  *                   SYSENTER.
  *   UC_HOOK_INTR    delivers every exception and software interrupt (SDM vol. 3 ch. 6),
  *                   remembering the last ones for the triple-fault report.
- *   UC_HOOK_INSN_INVALID  delivers #UD.
- *   UC_HOOK_INSN    IN/OUT (to Python: they are exits), SYSCALL, SYSENTER, CPUID, RDTSC.
+ *   UC_HOOK_INSN_INVALID  emulates RDRAND, RDSEED and RDPID from machine state (they
+ *                   reach it as #UD: see hide_rdrand), delivers any other #UD.
+ *   UC_HOOK_INSN    IN/OUT (to Python: they are exits), SYSCALL, SYSENTER, CPUID, RDTSC,
+ *                   RDTSCP.
+ *
+ * Nothing the guest can execute reads the host: the TSC follows retired instructions,
+ * RDRAND/RDSEED come from a seeded generator in the glue, RDTSCP/RDPID read the guest's
+ * IA32_TSC_AUX, and CPUID is the pinned Unicorn's Haswell model (QEMU's TCG CPUID never
+ * asks the host) with vmm's edits in hook_cpuid.
  *
  * QEMU's CPUX86State is not a public type: the offsets this file uses are found at
  * start-up by writing marker values through Unicorn's register API and locating them
@@ -41,6 +48,7 @@ static int vmm_py_inta(void *handle);
 /* ---- QEMU constants (target/i386/cpu.h of QEMU 5.0, the base of Unicorn 2) ---- */
 #define CPU_INTERRUPT_HARD 0x0002
 #define HF_CPL_MASK 3
+#define HF_CS32_MASK (1 << 4)
 #define HF_LMA_MASK (1 << 14)
 #define HF_CS64_MASK (1 << 15)
 #define DESC_G_MASK (1 << 23)
@@ -57,6 +65,7 @@ static int vmm_py_inta(void *handle);
 #define RFLAGS_RF (1 << 16)
 #define RFLAGS_VM (1 << 17)
 #define CR0_PE 1
+#define CPUID_1_ECX_OSXSAVE (1u << 27)
 
 /* CPUX86State layout from its start (regs[16], eip, eflags, cc_dst, cc_src, cc_src2,
  * cc_op, df, hflags, hflags2, segs[6], ldt, tr, gdt, idt, cr[5], a20_mask): checked
@@ -96,6 +105,7 @@ static void (*p_cpu_x86_cpuid)(void *env, uint32_t index, uint32_t count, uint32
                                uint32_t *ebx, uint32_t *ecx, uint32_t *edx);
 static void (*p_x86_update_hflags)(void *env);
 static void (*p_tlb_flush)(void *cs);
+static int (*p_cpu_memory_rw_debug)(void *cs, uint64_t addr, void *buf, uint64_t len, bool is_write);
 
 /* ---- instruction counts per translated block ----
  * The block hook gets a block's address and byte size; its instruction count comes
@@ -121,6 +131,8 @@ static long off_efer = -1, off_star, off_lstar, off_cstar, off_fmask, off_kgsbas
 static long off_sysenter_cs = -1, off_sysenter_esp, off_sysenter_eip;
 static long off_error_code = -1;
 static long off_old_exception = -1; /* QEMU's "exception in flight", for #DF/triple escalation */
+static long off_tsc_aux = -1;
+static long off_features = -1;      /* CPUX86State.features[]: FEAT_1_EDX, then FEAT_1_ECX */
 
 static inline uint64_t *env_u64(struct vmm_glue *g, long off) { return (uint64_t *)(g->env + off); }
 
@@ -240,6 +252,8 @@ static void complete_sysenter(struct vmm_glue *g)
 
 /* ---- hooks ---- */
 
+static int emulate_undefined(struct vmm_glue *g);
+
 static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
 {
     struct vmm_glue *g = user;
@@ -312,6 +326,8 @@ static bool hook_invalid(uc_engine *uc, void *user)
 {
     struct vmm_glue *g = user;
     (void)uc;
+    if (emulate_undefined(g))
+        return true; /* handled: Unicorn's loop goes on at the next instruction */
     /* #UD: QEMU has set exception_index = 6, error code 0 and EIP at the opcode; Unicorn
      * calls this hook instead of UC_HOOK_INTR and stops emulation afterwards whatever it
      * returns, so deliver here and let the run loop resume at the handler. A fault
@@ -374,7 +390,17 @@ static int hook_cpuid(uc_engine *uc, void *user)
         }
     }
     if (leaf == 1)
-        ecx |= 1u << 31; /* running under a hypervisor */
+        ecx |= 1u << 31 | 1u << 30; /* running under a hypervisor; RDRAND (see hide_rdrand) */
+    if (leaf == 7 && sub == 0) {
+        ebx |= 1u << 18; /* RDSEED */
+        ecx |= 1u << 22; /* RDPID */
+    }
+    if (leaf >= 0x80000002 && leaf <= 0x80000004) {
+        /* The brand string: vmm's, 48 bytes with the NULs. */
+        static const char brand[48] = "vmm virtual x86-64 CPU";
+        const uint32_t *words = (const uint32_t *)(brand + 16 * (leaf - 0x80000002));
+        eax = words[0], ebx = words[1], ecx = words[2], edx = words[3];
+    }
     *reg64(g, 0) = eax;
     *reg64(g, 3) = ebx;
     *reg64(g, 1) = ecx;
@@ -389,6 +415,87 @@ static int hook_rdtsc(uc_engine *uc, void *user)
     uint64_t tsc = g->insns * g->tsc_per_insn + g->tsc_offset;
     *reg64(g, 0) = (uint32_t)tsc;
     *reg64(g, 2) = tsc >> 32;
+    return 1;
+}
+
+static int hook_rdtscp(uc_engine *uc, void *user)
+{
+    struct vmm_glue *g = user;
+    hook_rdtsc(uc, user);
+    *reg64(g, 1) = (uint32_t)*env_u64(g, off_tsc_aux); /* SDM: ECX <- IA32_TSC_AUX[31:0] */
+    return 1;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): one 64-bit state word, every value reachable. */
+static uint64_t next_random(struct vmm_glue *g)
+{
+    uint64_t z = (g->rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+#define EFLAGS_STATUS 0x8d5 /* CF PF AF ZF SF OF */
+
+/* RDRAND, RDSEED (0F C7 /6, /7 with mod = 3) and RDPID (F3 0F C7 /7): QEMU would read
+ * host entropy for the first two and lacks the third, so the translator is told the CPU
+ * has no RDRAND (hide_rdrand) and all three arrive here as #UD. Returns 1 if the
+ * instruction at CS:EIP was one of them and has been executed. */
+static int emulate_undefined(struct vmm_glue *g)
+{
+    uint32_t hflags = *hflags_of(g);
+    int long64 = (hflags & HF_CS64_MASK) != 0, code32 = long64 || (hflags & HF_CS32_MASK);
+    uint64_t eip = *eip_of(g), pc = eip + seg_of(g, 1)->base;
+    uint8_t b[15];
+    int n = 0, opsize16 = 0, rep = 0, rex = 0;
+    for (;;) {
+        if (n == 15 || p_cpu_memory_rw_debug(g->cs, pc + n, &b[n], 1, false) != 0)
+            return 0;
+        uint8_t byte = b[n];
+        if (byte == 0x66)
+            opsize16 = 1;
+        else if (byte == 0xF3)
+            rep = 1;
+        else if (byte == 0xF2 || byte == 0xF0)
+            return 0; /* REPNE and LOCK make all three #UD */
+        else if (byte != 0x26 && byte != 0x2E && byte != 0x36 && byte != 0x3E && byte != 0x64 &&
+                 byte != 0x65 && byte != 0x67)
+            break;
+        n++;
+    }
+    if (long64 && (b[n] & 0xF0) == 0x40) { /* REX, right before the opcode */
+        rex = b[n++];
+        if (n == 15 || p_cpu_memory_rw_debug(g->cs, pc + n, &b[n], 1, false) != 0)
+            return 0;
+    }
+    if (n + 3 > 15 || b[n] != 0x0F || p_cpu_memory_rw_debug(g->cs, pc + n + 1, &b[n + 1], 2, false) != 0 ||
+        b[n + 1] != 0xC7 || (b[n + 2] >> 6) != 3)
+        return 0;
+    int op = (b[n + 2] >> 3) & 7, rm = (b[n + 2] & 7) | ((rex & 1) << 3);
+    int bits = (rex & 8) ? 64 : (code32 ? (opsize16 ? 16 : 32) : (opsize16 ? 32 : 16));
+    uint64_t value;
+    if (op == 7 && rep) { /* RDPID: IA32_TSC_AUX, 64-bit in 64-bit mode */
+        value = (uint32_t)*env_u64(g, off_tsc_aux);
+        bits = long64 ? 64 : 32;
+    } else if ((op == 6 || op == 7) && !rep) { /* RDRAND, RDSEED: always a value, CF = 1 */
+        uint64_t flags = 0;
+        value = next_random(g);
+        g->random_reads++;
+        p_uc_reg_read(g->uc, UC_X86_REG_EFLAGS, &flags);
+        flags = (flags & ~(uint64_t)EFLAGS_STATUS) | 1;
+        p_uc_reg_write(g->uc, UC_X86_REG_EFLAGS, &flags);
+    } else {
+        return 0;
+    }
+    uint64_t *reg = reg64(g, rm);
+    if (bits == 64)
+        *reg = value;
+    else if (bits == 32)
+        *reg = (uint32_t)value;
+    else
+        *reg = (*reg & ~0xffffull) | (value & 0xffff);
+    eip += n + 3;
+    *eip_of(g) = long64 ? eip : (code32 ? (uint32_t)eip : (eip & 0xffff));
     return 1;
 }
 
@@ -476,6 +583,7 @@ static int resolve(const char *path, char *err, int errlen)
     RESOLVE(p_cpu_x86_cpuid, "cpu_x86_cpuid_x86_64");
     RESOLVE(p_x86_update_hflags, "x86_update_hflags_x86_64");
     RESOLVE(p_tlb_flush, "tlb_flush_x86_64");
+    RESOLVE(p_cpu_memory_rw_debug, "cpu_memory_rw_debug_x86_64");
     return 0;
 }
 
@@ -500,6 +608,7 @@ static int write_msr(struct vmm_glue *g, uint32_t msr, uint64_t value)
 }
 
 #define ENV_SCAN 0x4000
+#define FEATURES_SCAN 0x10000 /* features[] follow the register file, the MSRs and the XSAVE area */
 
 static long locate_msr(struct vmm_glue *g, uint32_t msr, uint64_t marker, char *err, int errlen)
 {
@@ -559,7 +668,8 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
         (off_kgsbase = locate_msr(g, 0xC0000102, 0xffff80004b475342ull, err, errlen)) < 0 ||
         (off_sysenter_cs = locate_msr(g, 0x174, 0x0000000000005343ull, err, errlen)) < 0 ||
         (off_sysenter_esp = locate_msr(g, 0x175, 0xffff800053455350ull, err, errlen)) < 0 ||
-        (off_sysenter_eip = locate_msr(g, 0x176, 0xffff800053454950ull, err, errlen)) < 0)
+        (off_sysenter_eip = locate_msr(g, 0x176, 0xffff800053454950ull, err, errlen)) < 0 ||
+        (off_tsc_aux = locate_msr(g, 0xC0000103, 0x0000000054535841ull, err, errlen)) < 0)
         return -1;
     /* EFER keeps only the bits the CPU model supports, so no free marker: toggle SCE
      * (every x86-64 model has it) and find the one 64-bit field that changed by it. */
@@ -606,7 +716,24 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
         snprintf(err, errlen, "CPUX86State.old_exception is not where vmm expects it (reads %d)", old);
         return -1;
     }
+    /* features[FEAT_1_EDX], features[FEAT_1_ECX]: what CPUID leaf 1 answers (ECX less
+     * OSXSAVE, which CPUID adds from CR4). */
+    uint32_t eax, ebx, ecx, edx;
+    p_cpu_x86_cpuid(g->env, 1, 0, &eax, &ebx, &ecx, &edx);
+    off_features = find_u64(g->env, FEATURES_SCAN, edx);
+    if (off_features < 0 || ((*env_u64(g, off_features + 8) ^ ecx) & ~(uint64_t)CPUID_1_ECX_OSXSAVE) != 0) {
+        snprintf(err, errlen, "cannot locate CPUX86State.features (CPUID leaf 1 EDX %#x, ECX %#x)", edx, ecx);
+        return -1;
+    }
     return 0;
+}
+
+/* QEMU's translator decodes RDRAND/RDSEED only when the model has RDRAND, and then reads
+ * host entropy: without the bit they raise #UD, which hook_invalid turns into vmm's own
+ * RDRAND/RDSEED (hook_cpuid still advertises both). Nothing else reads that bit. */
+static void hide_rdrand(struct vmm_glue *g)
+{
+    *env_u64(g, off_features + 8) &= ~(uint64_t)(1u << 30);
 }
 
 struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, int errlen)
@@ -645,6 +772,7 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
         vmm_glue_free(g);
         return NULL;
     }
+    hide_rdrand(g);
 #define ADD_HOOK(type, cb, ...)                                                           \
     if (p_uc_hook_add(uc, &h, type, (void *)(cb), g, 1, 0, ##__VA_ARGS__) != UC_ERR_OK) { \
         snprintf(err, errlen, "unicorn refused the hook %s", #cb);                        \
@@ -660,6 +788,7 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
     ADD_HOOK(UC_HOOK_INSN, hook_sysenter, UC_X86_INS_SYSENTER);
     ADD_HOOK(UC_HOOK_INSN, hook_cpuid, UC_X86_INS_CPUID);
     ADD_HOOK(UC_HOOK_INSN, hook_rdtsc, UC_X86_INS_RDTSC);
+    ADD_HOOK(UC_HOOK_INSN, hook_rdtscp, UC_X86_INS_RDTSCP);
 #undef ADD_HOOK
     return g;
 }

@@ -55,6 +55,10 @@ struct vmm_glue {
     uint64_t break_pc;
     int stop_on_user;                  /* stop before the first block run at CPL 3 */
     int hide_apic;                     /* clear CPUID's APIC bits: vmm has no local APIC */
+    /* RDRAND and RDSEED answer from this generator (splitmix64), part of the machine
+     * state: a restored machine continues the same sequence. */
+    uint64_t rng_state;
+    uint64_t random_reads;             /* RDRAND/RDSEED executed */
     void *py_handle;                   /* the owning Python backend */
     /* private to the C side */
     void *uc;

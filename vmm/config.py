@@ -7,6 +7,7 @@ system (a disk file exists) happens where the config is built.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,12 @@ class MachineConfig:
     irqchip: str = "user"  # user: vmm's PIC and PIT; kernel: KVM's (with accel kvm only)
     clock_mhz: int = 100  # virtual instructions per microsecond
     realtime: bool = False
+    # RDRAND/RDSEED's generator starts from this seed at power-on (a machine setting, so
+    # two runs see the same "random" numbers).
+    rng_seed: int = 0
+    # The RTC's time at power-on: None is a fixed date (DEFAULT_RTC_BASE), "host" the
+    # host's clock (also what --realtime implies), or an ISO 8601 date and time.
+    rtc_base: str | None = None
     kernel: Path | None = None  # Multiboot ELF for direct boot
     initrd: Path | None = None
     append: str = ""
@@ -92,6 +99,9 @@ class MachineConfig:
             raise ConfigError("the in-kernel irqchip needs --accel kvm")
         if self.clock_mhz <= 0:
             raise ConfigError(f"virtual clock rate must be positive, not {self.clock_mhz}")
+        if not 0 <= self.rng_seed < 1 << 64:
+            raise ConfigError(f"the RDRAND seed must be a 64-bit unsigned number, not {self.rng_seed}")
+        rtc_start_time(self)  # checks rtc_base
         slots = set()
         for disk in self.disks:
             if disk.slot not in IDE_SLOTS + FLOPPY_SLOTS:
@@ -106,3 +116,23 @@ class MachineConfig:
         if self.serial.kind not in ("stdio", "file", "socket", "pipe", "none"):
             raise ConfigError(f"unknown serial kind {self.serial.kind!r}")
         return self
+
+
+def rtc_start_time(config: MachineConfig) -> dt.datetime | None:
+    """The RTC's start time for ``config``: None for the fixed default, the host's time
+    for "host" (or --realtime without an rtc base), else the ISO date given (UTC unless
+    it names a zone)."""
+    base = config.rtc_base
+    if base is None:
+        return dt.datetime.now(dt.UTC) if config.realtime else None
+    if base.strip().lower() == "host":
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(base.strip())
+    except ValueError:
+        raise ConfigError(f"rtc base {base!r} is neither \"host\" nor an ISO date (e.g. 2026-01-01T00:00:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    if not 1970 <= when.astimezone(dt.UTC).year <= 2099:
+        raise ConfigError(f"rtc base {base!r}: the CMOS clock holds 1970 to 2099")
+    return when

@@ -22,7 +22,7 @@ from pathlib import Path
 from vmm.api import MachineApi
 from vmm.bus import BusPlatform, IoBus, MmioBus, Observer
 from vmm.clock import VirtualClock
-from vmm.config import MIB, MachineConfig
+from vmm.config import MIB, MachineConfig, rtc_start_time
 from vmm.cpu.base import CpuDebug, MemoryAccess, PhysRegion, RunResult, StopReason
 from vmm.cpu.state import RFLAGS_IF
 from vmm.debug.stages import StageTracker
@@ -204,7 +204,7 @@ class Machine(MachineApi):
         self.pit = Pit8254(self.clock, NullIrqLine(0) if kernel_irqchip else irq[0])
         self.cmos = Mc146818Cmos(
             self.clock, self.memory.size, irq[8], initial=self.config.nvram,
-            boot_order=self.config.boot_order,
+            boot_order=self.config.boot_order, start_time=rtc_start_time(self.config),
             disk_sectors=[self.disks[slot].capacity if slot in self.disks else None for slot in ("ide0:0", "ide0:1")],
             forced_options=OPTION_NO_SERIAL_COPY if self.config.bios_serial is False else 0,
             floppy_type=self.floppy_media.format.drive_type if self.floppy_media else 0,
@@ -271,6 +271,7 @@ class Machine(MachineApi):
         for device in self.devices:
             device.reset()
         self.cpu.reset()
+        self.cpu.entropy_state = self.config.rng_seed
         self.cpu.set_irq_line(self.pic.output)
         self.stages.timeline.clear()
         if self.config.kernel is not None:
@@ -464,13 +465,14 @@ class Machine(MachineApi):
 
         factory = cpu_factory_for(accel) or self._default_cpu
         state = self.cpu.get_state()
-        instructions, tsc = self.cpu.instructions, self.cpu.tsc_offset
+        instructions, tsc, entropy = self.cpu.instructions, self.cpu.tsc_offset, self.cpu.entropy_state
         self.cpu.close()
         self.cpu = factory(self)
         self.pic.on_output = self.cpu.set_irq_line
         self.cpu.set_state(state)
         self.cpu.instructions = instructions
         self.cpu.tsc_offset = tsc
+        self.cpu.entropy_state = entropy
         self.cpu.set_irq_line(self.pic.output)
         self._arm_stage_watch()
 

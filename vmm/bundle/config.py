@@ -35,7 +35,7 @@ INFORMATIONAL_KEYS = {
 
 VMM_KEYS = {
     "vmm.accel", "vmm.clockmhz", "vmm.realtime", "vmm.kernel", "vmm.initrd", "vmm.append", "vmm.bios",
-    "vmm.allowoutsidepaths",
+    "vmm.allowoutsidepaths", "vmm.rtcbase", "vmm.rngseed",
 }  # fmt: skip
 STAGES = ("firmware", "bootloader", "kernel", "init")
 
@@ -439,6 +439,14 @@ class _Reader:
             self.explain("vmm.clockMHz", f"virtual clock: {clock} instructions per microsecond")
         machine.realtime = self.boolean("vmm.realtime", False)
         self.explain("vmm.realtime", "timers follow wall time" if machine.realtime else "deterministic virtual time")
+        rtc_base = self.get("vmm.rtcBase")
+        if rtc_base is not None:
+            machine.rtc_base = rtc_base
+            self.explain("vmm.rtcBase", f"RTC at power-on: {rtc_base}")
+        seed = self.integer("vmm.rngSeed", base=0, what="a number")
+        if seed is not None:
+            machine.rng_seed = seed
+            self.explain("vmm.rngSeed", f"RDRAND/RDSEED seed: {seed}")
         setters: dict[str, Callable[[Path], None]] = {
             "vmm.kernel": lambda p: setattr(machine, "kernel", p),
             "vmm.initrd": lambda p: setattr(machine, "initrd", p),
@@ -467,7 +475,7 @@ class _Reader:
                 self.explain(key, f"stage {stage!r} starts at {address:#x}")
             elif lower.startswith("vmm.") and lower not in VMM_KEYS:
                 known = "vmm.accel, vmm.clockMHz, vmm.realtime, vmm.kernel, vmm.initrd, vmm.append, vmm.bios, "
-                known += "vmm.stage.NAME, vmm.allowOutsidePaths"
+                known += "vmm.rtcBase, vmm.rngSeed, vmm.stage.NAME, vmm.allowOutsidePaths"
                 raise self.error(key, f"unknown vmm key (known: {known})")
 
     def _check_duplicates(self) -> None:

@@ -31,6 +31,9 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--append", metavar="CMDLINE", help="kernel command line (with --kernel)")
     p.add_argument("--initrd", metavar="'FILE [ARGS]'", help="a module for the kernel (with --kernel); "
                    "the whole text is its string, as with qemu")  # fmt: skip
+    p.add_argument("--rtc-base", metavar="WHEN", help="the RTC's time at power-on: an ISO date "
+                   "(default 2026-01-01T00:00:00, UTC) or host (the host's clock, as --realtime)")  # fmt: skip
+    p.add_argument("--rng-seed", metavar="N", help="seed of the generator RDRAND/RDSEED answer from (default 0)")
 
 
 def serial_config(text: str) -> SerialConfig:
@@ -94,6 +97,13 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.bios_serial = False
     if getattr(args, "realtime", False):
         config.realtime = True
+    if getattr(args, "rtc_base", None):
+        config.rtc_base = args.rtc_base
+    if getattr(args, "rng_seed", None):
+        try:
+            config.rng_seed = int(args.rng_seed.replace("_", ""), 0)
+        except ValueError:
+            raise ConfigError(f"--rng-seed: {args.rng_seed!r} is not a number") from None
     if getattr(args, "kernel", None):
         config.kernel = Path(args.kernel)
     if getattr(args, "append", None) is not None:

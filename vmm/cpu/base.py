@@ -107,6 +107,14 @@ class CpuBackend(Protocol):
         """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""
         ...
 
+    @property
+    def entropy_state(self) -> int:
+        """The state of RDRAND/RDSEED's seeded generator (where the backend answers them)."""
+        ...
+
+    @entropy_state.setter
+    def entropy_state(self, value: int) -> None: ...
+
     def limit_run(self, instructions: int) -> None:
         """A timer was armed during run(): end that run where ``instructions`` (a total
         count) is reached, if sooner than its own deadline (no-op outside run())."""

@@ -67,6 +67,12 @@ CPUID1_ECX_X2APIC = 1 << 21
 CPUID1_ECX_TSC_DEADLINE = 1 << 24
 CPUID1_EDX_APIC = 1 << 9
 KVM_CPUID_FEATURES = 0x40000001
+# RDRAND and RDSEED read the host's entropy and KVM offers no exit to answer them from
+# machine state (VMX's "RDRAND exiting" is not exposed to userspace): they are hidden.
+CPUID1_ECX_RDRAND = 1 << 30
+CPUID7_EBX_RDSEED = 1 << 18
+# The brand string is vmm's, as on Unicorn (csrc/uc_glue.c), not the host's.
+CPU_BRAND = b"vmm virtual x86-64 CPU".ljust(48, b"\0")
 # KVM paravirtual features that work without an in-kernel local APIC: kvmclock (0, 3),
 # NOP_IO_DELAY (1), CLOCKSOURCE_STABLE (24). The others (PV EOI, PV IPIs, async page
 # faults, ...) deliver through the APIC.
@@ -120,6 +126,9 @@ class KvmCpu:
         self.platform = platform
         self.clock_mhz = clock_mhz
         self._deadline = 0  # the instruction count the run() under way ends at
+        # RDRAND cannot be intercepted under KVM (no exit for it): CPUID hides it instead,
+        # and the generator's state is only carried for a switch back to Unicorn.
+        self.entropy_state = 0
         self._fds: list[int] = []
         self._rom_maps: list[mmap.mmap] = []
         self._run_map = ffi.NULL
@@ -260,10 +269,16 @@ class KvmCpu:
             entry = cpuid.entries[i]
             if entry.function == 1:
                 # No local APIC: the PC's interrupts come from the 8259A pair.
-                entry.ecx &= ~(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE) & 0xFFFFFFFF
+                entry.ecx &= ~(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE | CPUID1_ECX_RDRAND) & 0xFFFFFFFF
                 entry.edx &= ~CPUID1_EDX_APIC & 0xFFFFFFFF
                 entry.ebx &= 0x0000FFFF  # initial APIC id 0
                 entry.ebx |= 1 << 16  # one logical processor
+            elif entry.function == 7 and entry.index == 0:
+                entry.ebx &= ~CPUID7_EBX_RDSEED & 0xFFFFFFFF
+            elif 0x80000002 <= entry.function <= 0x80000004:
+                part = CPU_BRAND[16 * (entry.function - 0x80000002) :][:16]
+                entry.eax, entry.ebx, entry.ecx, entry.edx = (
+                    int.from_bytes(part[i : i + 4], "little") for i in range(0, 16, 4))
             elif entry.function == KVM_CPUID_FEATURES:
                 entry.eax &= KVM_PV_FEATURES_KEPT
         self._check(lib.vmm_ioctl_ptr(self._vcpu, lib.KVM_SET_CPUID2, cpuid), "set the guest CPUID")

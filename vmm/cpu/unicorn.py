@@ -164,7 +164,8 @@ class UnicornCpu:
     def stats(self) -> dict[str, int]:
         g = self._g
         return {"irqs": g.irqs_delivered, "exceptions": g.exceptions_delivered,
-                "unclaimed": g.unclaimed_accesses, "icount_misses": g.icount_misses}  # fmt: skip
+                "unclaimed": g.unclaimed_accesses, "icount_misses": g.icount_misses,
+                "random_reads": g.random_reads}  # fmt: skip
 
     def unclaimed_memory(self) -> tuple[int, list[tuple[int, str]]]:
         """How many accesses hit unbacked physical memory, and the last few (addr, read|write)."""
@@ -199,6 +200,14 @@ class UnicornCpu:
     @tsc_offset.setter
     def tsc_offset(self, value: int) -> None:
         self._g.tsc_offset = value
+
+    @property
+    def entropy_state(self) -> int:
+        return self._g.rng_state
+
+    @entropy_state.setter
+    def entropy_state(self, value: int) -> None:
+        self._g.rng_state = value & 0xFFFFFFFFFFFFFFFF
 
     def advance_tsc(self, ns: int) -> None:
         """Idle time passed (HLT): the TSC keeps counting though no instruction retired."""

@@ -23,6 +23,7 @@ class MachineState:
     irq_level: bool
     serial_length: int
     ram: bytes | None
+    entropy: int = 0  # RDRAND/RDSEED's generator
 
 
 def capture(machine: Machine, with_ram: bool = True) -> MachineState:
@@ -38,6 +39,7 @@ def capture(machine: Machine, with_ram: bool = True) -> MachineState:
         irq_level=machine.pic.output,
         serial_length=len(machine.serial_transcript),
         ram=machine.memory.read(0, machine.memory.size) if with_ram else None,
+        entropy=cpu.entropy_state,
     )
 
 
@@ -52,6 +54,7 @@ def restore(machine: Machine, state: MachineState) -> None:
     cpu.set_state(state.cpu)
     cpu.instructions = state.instructions
     cpu.tsc_offset = state.tsc_offset
+    cpu.entropy_state = state.entropy
     machine.clock.restore(state.clock)
     machine.stages.restore(state.stages)
     cpu.set_irq_line(machine.pic.output)

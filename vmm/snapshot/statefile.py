@@ -64,7 +64,7 @@ def config_to_dict(config: MachineConfig) -> dict:
         "disks": [{"slot": d.slot, "path": path(d.path), "kind": d.kind, "read_only": d.read_only}
                   for d in config.disks],
         "kernel": path(config.kernel), "initrd": path(config.initrd), "append": config.append,
-        "stage_entries": dict(config.stage_entries), "clock_mhz": config.clock_mhz,
+        "stage_entries": dict(config.stage_entries), "clock_mhz": config.clock_mhz, "rng_seed": config.rng_seed,
         "nvram": None if config.nvram is None else config.nvram.hex(), "boot_order": list(config.boot_order),
     }  # fmt: skip
 
@@ -77,7 +77,7 @@ def config_from_dict(data: dict) -> MachineConfig:
         name=data["name"], memory_mb=data["memory_mb"], bios=path(data["bios"]),
         disks=[DiskConfig(d["slot"], Path(d["path"]), d["kind"], d["read_only"]) for d in data["disks"]],
         kernel=path(data["kernel"]), initrd=path(data["initrd"]), append=data["append"],
-        stage_entries=dict(data["stage_entries"]), clock_mhz=data["clock_mhz"],
+        stage_entries=dict(data["stage_entries"]), clock_mhz=data["clock_mhz"], rng_seed=data.get("rng_seed", 0),
         nvram=None if data["nvram"] is None else bytes.fromhex(data["nvram"]), boot_order=list(data["boot_order"]),
     )  # fmt: skip
     config.serial.kind = "none"
@@ -94,7 +94,7 @@ def save_machine_state(machine: Machine, path: Path | str) -> tuple[Path, Path]:
         "format": FORMAT, "version": VERSION, "config": config_to_dict(machine.config),
         "cpu": state.cpu.to_dict(), "instructions": state.instructions, "tsc_offset": state.tsc_offset,
         "clock": state.clock, "devices": _encode(state.devices), "stages": state.stages,
-        "irq_level": state.irq_level, "serial": bytes(machine.serial_transcript).hex(),
+        "irq_level": state.irq_level, "entropy": state.entropy, "serial": bytes(machine.serial_transcript).hex(),
         "memory": {"file": ram_path.name, "size": len(state.ram), "sha256": hashlib.sha256(state.ram).hexdigest()},
     }  # fmt: skip
     atomic_write(ram_path, state.ram)
@@ -129,7 +129,7 @@ def read_machine_state(path: Path | str) -> tuple[MachineConfig, MachineState, b
             cpu=X86State.from_dict(document["cpu"]), instructions=document["instructions"],
             tsc_offset=document["tsc_offset"], clock=document["clock"], devices=_decode(document["devices"]),
             stages=document["stages"], irq_level=document["irq_level"],
-            serial_length=len(bytes.fromhex(document["serial"])), ram=ram,
+            serial_length=len(bytes.fromhex(document["serial"])), ram=ram, entropy=document.get("entropy", 0),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ImageError(f"{path}: malformed state file: {type(exc).__name__} {exc}") from None

@@ -608,7 +608,6 @@ static int write_msr(struct vmm_glue *g, uint32_t msr, uint64_t value)
 }
 
 #define ENV_SCAN 0x4000
-#define FEATURES_SCAN 0x10000 /* features[] follow the register file, the MSRs and the XSAVE area */
 
 static long locate_msr(struct vmm_glue *g, uint32_t msr, uint64_t marker, char *err, int errlen)
 {
@@ -720,8 +719,11 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
      * OSXSAVE, which CPUID adds from CR4). */
     uint32_t eax, ebx, ecx, edx;
     p_cpu_x86_cpuid(g->env, 1, 0, &eax, &ebx, &ecx, &edx);
-    off_features = find_u64(g->env, FEATURES_SCAN, edx);
-    if (off_features < 0 || ((*env_u64(g, off_features + 8) ^ ecx) & ~(uint64_t)CPUID_1_ECX_OSXSAVE) != 0) {
+    if (off_features < 0) /* the layout is the same for every engine: found once */
+        off_features = find_u64(g->env, ENV_SCAN, edx);
+    if (off_features < 0 || *env_u64(g, off_features) != edx ||
+        ((*env_u64(g, off_features + 8) ^ ecx) & ~(uint64_t)CPUID_1_ECX_OSXSAVE) != 0) {
+        off_features = -1;
         snprintf(err, errlen, "cannot locate CPUX86State.features (CPUID leaf 1 EDX %#x, ECX %#x)", edx, ecx);
         return -1;
     }

@@ -126,9 +126,7 @@ class KvmCpu:
         self.platform = platform
         self.clock_mhz = clock_mhz
         self._deadline = 0  # the instruction count the run() under way ends at
-        # RDRAND cannot be intercepted under KVM (no exit for it): CPUID hides it instead,
-        # and the generator's state is only carried for a switch back to Unicorn.
-        self.entropy_state = 0
+        self._entropy = 0
         self._fds: list[int] = []
         self._rom_maps: list[mmap.mmap] = []
         self._run_map = ffi.NULL
@@ -360,6 +358,16 @@ class KvmCpu:
         region.memory_size = A20_WINDOW_SIZE
         region.userspace_addr = self._ram_address + (A20_WINDOW if enabled else 0)
         self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_SET_USER_MEMORY_REGION, region), "map the A20 window")
+
+    @property
+    def entropy_state(self) -> int:
+        """RDRAND cannot be intercepted under KVM (no exit for it: CPUID leaves it out), so
+        the generator's state is only carried here for a switch back to Unicorn."""
+        return self._entropy
+
+    @entropy_state.setter
+    def entropy_state(self, value: int) -> None:
+        self._entropy = value
 
     def limit_run(self, instructions: int) -> None:
         """A timer armed by an exit handler: the next KVM_RUN of this run() ends there."""

@@ -169,9 +169,10 @@ static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
     return icount;
 }
 
-static void record_fault(struct vmm_glue *g, int vector, int error_code, uint64_t pc)
+static void record_fault(struct vmm_glue *g, int vector, int error_code, uint64_t pc, int soft)
 {
     int i = (int)(g->fault_count % VMM_FAULT_RING);
+    g->fault_soft[i] = soft;
     g->fault_vector[i] = vector;
     g->fault_error[i] = error_code;
     g->fault_pc[i] = pc;
@@ -313,7 +314,10 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
     (void)uc;
     int error_code = has_error_code((int)intno) && off_error_code >= 0
                          ? *(int32_t *)(g->env + off_error_code) : -1;
-    record_fault(g, (int)intno, error_code, *eip_of(g) + seg_of(g, 1)->base);
+    /* QEMU's exception_is_int follows error_code: set for INT n, INT3 and INTO, whose
+     * vectors would otherwise read as exceptions (INT 10h is not an x87 #MF). */
+    int soft = off_error_code >= 0 && *(int32_t *)(g->env + off_error_code + 4) != 0;
+    record_fault(g, (int)intno, error_code, *eip_of(g) + seg_of(g, 1)->base, soft);
     g->exceptions_delivered++;
     /* If this delivery faults, QEMU escalates (contributory -> #DF -> triple fault) and
      * longjmps out of here; 'delivering' then still names the vector. */
@@ -332,7 +336,7 @@ static bool hook_invalid(uc_engine *uc, void *user)
      * calls this hook instead of UC_HOOK_INTR and stops emulation afterwards whatever it
      * returns, so deliver here and let the run loop resume at the handler. A fault
      * during delivery longjmps into QEMU's loop and escalates as usual. */
-    record_fault(g, 6, -1, *eip_of(g) + seg_of(g, 1)->base);
+    record_fault(g, 6, -1, *eip_of(g) + seg_of(g, 1)->base, 0);
     g->exceptions_delivered++;
     g->delivering = 6;
     p_x86_cpu_do_interrupt(g->cs);

@@ -43,6 +43,7 @@ struct vmm_glue {
     /* The last exceptions entered, oldest overwritten first. */
     int fault_vector[VMM_FAULT_RING];
     int fault_error[VMM_FAULT_RING];   /* -1: no error code */
+    int fault_soft[VMM_FAULT_RING];    /* 1: a software interrupt (INT n, INT3, INTO) */
     uint64_t fault_pc[VMM_FAULT_RING];
     uint64_t fault_count;
     uint64_t irqs_delivered;

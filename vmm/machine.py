@@ -54,7 +54,7 @@ class MachineExit:
     reason: str
     status: int = 0
     detail: str = ""
-    fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
+    fault_chain: list[tuple[int, int | None, int, bool]] = field(default_factory=list)
     address: int | None = None  # breakpoint, watch: the linear pc stopped before
     access: MemoryAccess | None = None  # watchpoint: the access seen
     port: tuple[str, int, int, int, int] | None = None  # port: (in|out, port, size, value, pc)

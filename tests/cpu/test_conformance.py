@@ -68,8 +68,9 @@ def test_triple_fault_reports_the_fault_chain(tmp_path):
     assert result.reason == "triple-fault"
     # INT 3 cannot be delivered (IVT limit 0): #GP with the IDT-vector error code
     # (3 * 8 + 2), whose delivery fails the same way: #DF, and then shutdown.
-    vectors = [(vector, error) for vector, error, _pc in result.fault_chain]
-    assert vectors == [(3, None), (13, 3 * 8 + 2), (8, 0)]
+    vectors = [(vector, error, software) for vector, error, _pc, software in result.fault_chain]
+    # The first is the INT 3 instruction (a software interrupt), not a #BP exception.
+    assert vectors == [(3, None, True), (13, 3 * 8 + 2, False), (8, 0, False)]
 
 
 @pytest.mark.parametrize("name", ["realmode", "longmode"])
@@ -107,3 +108,29 @@ def test_same_output_under_qemu(name, tmp_path):
     assert out.read_text() == serial
     if name != "triple":
         assert proc.returncode == PASS_STATUS
+
+
+def test_cli_names_a_software_interrupt_in_the_fault_chain(tmp_path):
+    """INT 10h with an empty IVT: the chain starts with the INT instruction, not with
+    the exception that shares its vector (#MF)."""
+    rom = tmp_path / "int10.bin"
+    rom.write_bytes(assemble_rom("""
+        xor ax, ax
+        mov ss, ax
+        mov sp, 0x7000
+        lidt cs:[empty_ivt]
+        int 0x10
+        hlt
+    empty_ivt:
+        .word 0
+        .long 0
+    """))
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--serial", "none"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("vmm: triple fault after ")
+    # The INT (CD 10) is at F000:000D; the CPU holds the address after it.
+    assert lines[1] == "vmm:   INT 10h (software interrupt) returning to pc 0xf000f"
+    assert lines[2] == "vmm:   #GP general protection error 0x82 at pc 0xf000f"
+    assert lines[3] == "vmm:   #DF double fault error 0x0 at pc 0xf000f"

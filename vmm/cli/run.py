@@ -156,8 +156,8 @@ def report(machine, result, stages: bool = False) -> int:
         return result.status
     if result.reason == "triple-fault":
         print(f"vmm: triple fault after {insns:,} instructions; the faults that led to it:", file=sys.stderr)
-        for vector, error, pc in result.fault_chain[-3:]:
-            print(f"vmm:   {describe_fault(vector, error, pc)}", file=sys.stderr)
+        for fault in result.fault_chain[-3:]:
+            print(f"vmm:   {describe_fault(*fault)}", file=sys.stderr)
         return EXIT_TRIPLE_FAULT
     if result.reason in ("limit", "timeout"):
         print(f"vmm: {result.detail}", file=sys.stderr)

@@ -73,7 +73,7 @@ class RunResult:
     detail: str = ""
     # For SHUTDOWN: the chain of exceptions that led to the triple fault, oldest first,
     # each as (vector, error_code or None, linear pc).
-    fault_chain: list[tuple[int, int | None, int]] = field(default_factory=list)
+    fault_chain: list[tuple[int, int | None, int, bool]] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -162,7 +162,7 @@ class CpuBackend(Protocol):
         """Guest RAM was written from outside the CPU (DMA, loaders): drop stale translations."""
         ...
 
-    def fault_chain(self) -> list[tuple[int, int | None, int]]:
+    def fault_chain(self) -> list[tuple[int, int | None, int, bool]]:
         """The last exceptions entered (vector, error code or None, linear pc), oldest
         first; empty where the backend cannot see them."""
         ...

@@ -11,8 +11,12 @@ FAULT_NAMES = {
 }  # fmt: skip
 
 
-def describe_fault(vector: int, error: int | None, pc: int) -> str:
-    """``#GP general protection error 0x1a at pc 0xf0011``."""
+def describe_fault(vector: int, error: int | None, pc: int, software: bool = False) -> str:
+    """``#GP general protection error 0x1a at pc 0xf0011``; a software interrupt (INT n,
+    INT3, INTO) by its instruction, with the address it returns to (the one the CPU
+    holds when it enters one): ``INT 10h (software interrupt) returning to pc 0x10302``."""
+    if software:
+        return f"INT {vector:02X}h (software interrupt) returning to pc {pc:#x}"
     name = FAULT_NAMES.get(vector, f"vector {vector:#x}")
     code = "" if error is None else f" error {error:#x}"
     return f"{name}{code} at pc {pc:#x}"

@@ -347,7 +347,7 @@ class KvmCpu(KvmVm, KvmState):
     def invalidate_code(self, addr: int, length: int) -> None:
         """Nothing to drop: KVM runs guest code natively."""
 
-    def fault_chain(self) -> list[tuple[int, int | None, int]]:
+    def fault_chain(self) -> list[tuple[int, int | None, int, bool]]:
         """KVM reports a shutdown, not the exceptions that led to it."""
         return []
 

@@ -364,15 +364,17 @@ class UnicornCpu:
     def set_irq(self, line: int, level: bool) -> None:
         raise CpuError("the Unicorn backend has no in-kernel interrupt controller (use --irqchip user)")
 
-    def fault_chain(self) -> list[tuple[int, int | None, int]]:
-        """The last exceptions entered (vector, error code or None, linear pc), oldest first."""
+    def fault_chain(self) -> list[tuple[int, int | None, int, bool]]:
+        """The last exceptions and software interrupts entered (vector, error code or None,
+        linear pc, whether it was an INT instruction), oldest first."""
         g = self._g
         count = min(g.fault_count, lib.VMM_FAULT_RING)
         chain = []
         for k in range(g.fault_count - count, g.fault_count):
             i = k % lib.VMM_FAULT_RING
             error = g.fault_error[i]
-            chain.append((g.fault_vector[i], None if error < 0 else error & 0xFFFFFFFF, g.fault_pc[i]))
+            chain.append((g.fault_vector[i], None if error < 0 else error & 0xFFFFFFFF, g.fault_pc[i],
+                          bool(g.fault_soft[i])))  # fmt: skip
         return chain
 
     def _take_error(self) -> None:

@@ -326,7 +326,7 @@ class Debugger:
             text += f" ({exit_.detail})"
         if exit_.fault_chain:
             text += "; the faults that led to it:\n" + "\n".join(
-                f"  {describe_fault(v, e, pc)}" for v, e, pc in exit_.fault_chain[-3:])  # fmt: skip
+                f"  {describe_fault(*fault)}" for fault in exit_.fault_chain[-3:])  # fmt: skip
         self.finished = Event("exit", text)
         return self.finished
 

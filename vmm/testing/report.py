@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmm.cpu.faults import describe_fault
 from vmm.cpu.state import GPR_NAMES, SEGMENT_NAMES, X86State
 from vmm.fileio import atomic_write
 from vmm.snapshot.statefile import save_machine_state
@@ -91,8 +92,9 @@ def write_report(session: GuestSession, test_name: str, step: str, message: str,
         "",
     ]
     if session.ended and session.ended.fault_chain:
-        lines.append("== faults that led to the triple fault (vector, error, pc) ==")
-        lines += [f"  {v:#x} {'-' if e is None else hex(e)} {pc:#x}" for v, e, pc in session.ended.fault_chain]
+        lines.append("== faults that led to the triple fault (vector, error, pc, what) ==")
+        lines += [f"  {v:#x} {'-' if e is None else hex(e)} {pc:#x} {describe_fault(v, e, pc, soft).split(' at pc')[0]}"
+                  for v, e, pc, soft in session.ended.fault_chain]  # fmt: skip
         lines.append("")
     if keep.trace:
         replay = replay_tail(session, keep.trace)

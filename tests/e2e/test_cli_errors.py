@@ -65,7 +65,7 @@ def test_triple_fault_stops_with_the_chain_of_faults(tmp_path):
     assert proc.stdout == "triple: loading an empty IVT and raising int 3\n"
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("vmm: triple fault after ")
-    assert "vmm:   #BP breakpoint at pc 0xf0011" in lines[1]
+    assert "vmm:   INT 03h (software interrupt, #BP breakpoint) returning to pc 0xf0011" in lines[1]
     assert "#GP general protection error 0x1a" in lines[2]
     assert "#DF double fault error 0x0" in lines[3]
 

@@ -15,8 +15,10 @@ def describe_fault(vector: int, error: int | None, pc: int, software: bool = Fal
     """``#GP general protection error 0x1a at pc 0xf0011``; a software interrupt (INT n,
     INT3, INTO) by its instruction, with the address it returns to (the one the CPU
     holds when it enters one): ``INT 10h (software interrupt) returning to pc 0x10302``."""
-    if software:
-        return f"INT {vector:02X}h (software interrupt) returning to pc {pc:#x}"
     name = FAULT_NAMES.get(vector, f"vector {vector:#x}")
+    if software:
+        # INT3 and INTO raise #BP and #OF by design: those names still say what happened.
+        also = f", {name}" if vector in (3, 4) else ""
+        return f"INT {vector:02X}h (software interrupt{also}) returning to pc {pc:#x}"
     code = "" if error is None else f" error {error:#x}"
     return f"{name}{code} at pc {pc:#x}"

@@ -16,68 +16,28 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmm.api import MachineApi
 from vmm.bus import BusPlatform, IoBus, MmioBus, Observer
 from vmm.clock import VirtualClock
 from vmm.config import MIB, MachineConfig, rtc_start_time
-from vmm.cpu.base import CpuDebug, MemoryAccess, PhysRegion, RunResult, StopReason
+from vmm.cpu.base import PhysRegion, RunResult, StopReason
 from vmm.cpu.state import RFLAGS_IF
 from vmm.debug.stages import StageTracker
 from vmm.errors import ImageError
+from vmm.exits import GUEST_ENDED, MachineExit, Stops
 from vmm.irq import IrqLine, NullIrqLine
 from vmm.memory import GuestMemory
 from vmm.snapshot.state import MachineState, capture, restore
 
-__all__ = ["Machine", "MachineExit", "MachineState", "Stops", "load_rom", "write_stdout"]
+__all__ = ["GUEST_ENDED", "Machine", "MachineExit", "MachineState", "Stops", "load_rom", "write_stdout"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIOS = ROOT / "firmware" / "build" / "bios.bin"
 FOUR_GIB = 1 << 32
 LOW_ROM_MAX = 128 * 1024  # at most the top 128 KiB of the ROM appear below 1 MiB (as QEMU)
 MAX_SLICE = 20_000_000  # instructions between host checks (input, wall-clock timeout)
-
-
-# The exits after which the guest cannot go on (the others are stops a caller asked for).
-GUEST_ENDED = ("exit-port", "halted", "triple-fault", "error")
-
-
-@dataclass
-class MachineExit:
-    """Why a run ended, and what `vmm run` reports."""
-
-    # The guest ended: exit-port | halted | triple-fault | error. A stop condition was
-    # met: limit | timeout | stopped (request_stop) | stage | port | breakpoint |
-    # watchpoint | watch (a CpuDebug block watch said stop).
-    reason: str
-    status: int = 0
-    detail: str = ""
-    fault_chain: list[tuple[int, int | None, int, bool]] = field(default_factory=list)
-    address: int | None = None  # breakpoint, watch: the linear pc stopped before
-    access: MemoryAccess | None = None  # watchpoint: the access seen
-    port: tuple[str, int, int, int, int] | None = None  # port: (in|out, port, size, value, pc)
-
-    @property
-    def guest_ended(self) -> bool:
-        return self.reason in GUEST_ENDED
-
-
-@dataclass
-class Stops:
-    """What makes ``Machine.run`` return, besides the guest ending and ``max_instructions``
-    / ``timeout``. With ``debug`` (the backend's CpuDebug) the run retires exactly the
-    instructions asked for and stops at the debug capability's breakpoints, watchpoints
-    and block watches (when ``armed``); without it, a count is reached at the first block
-    boundary at or past it (the fast path)."""
-
-    stages: frozenset[str] = frozenset()  # when one of these stages starts
-    ports: frozenset[int] = frozenset()  # after an IN or OUT on one of these ports
-    debug: CpuDebug | None = None
-    armed: bool = True
-    every: int | None = None  # also end a slice at each multiple of this count...
-    after_slice: Callable[[], None] | None = None  # ...and call this after each slice
 
 
 class SerialTap:

@@ -109,14 +109,22 @@ class Machine(MachineApi):
         rom = self.rom or b""
         low_rom = rom[-LOW_ROM_MAX:] if rom else b""
         low_base = 0x100000 - len(low_rom)
-        regions = [PhysRegion(0, min(ram, low_base), "ram", 0)]
+        regions = []
+        cursor = 0
+        # Device windows below 1 MiB (the VGA's at 0xA0000) cut holes in low RAM.
+        for window in (w for w in self.mmio.windows if w.end <= low_base):
+            if window.base > cursor:
+                regions.append(PhysRegion(cursor, min(ram, window.base) - cursor, "ram", cursor))
+            regions.append(PhysRegion(window.base, window.size, "device"))
+            cursor = window.end
+        regions.append(PhysRegion(cursor, min(ram, low_base) - cursor, "ram", cursor))
         if low_rom:
             regions.append(PhysRegion(low_base, len(low_rom), "rom", data=low_rom))
         if ram > 0x100000:
             regions.append(PhysRegion(0x100000, ram - 0x100000, "ram", 0x100000))
         top = FOUR_GIB - len(rom) if rom else FOUR_GIB
         cursor = max(ram, 0x100000)
-        for window in self.mmio.windows:
+        for window in (w for w in self.mmio.windows if w.base >= 0x100000):
             if window.base > cursor:
                 regions.append(PhysRegion(cursor, window.base - cursor, "hole"))
             regions.append(PhysRegion(window.base, window.size, "device"))
@@ -152,7 +160,7 @@ class Machine(MachineApi):
         from vmm.devices.pit8254 import Pit8254
         from vmm.devices.port92 import FastA20
         from vmm.devices.uart16550 import Uart16550
-        from vmm.devices.vga import VgaText
+        from vmm.devices.vga import GRAPHICS_BASE, GRAPHICS_WINDOW, Vga
 
         self.pic = Pic8259Pair()
         kernel_irqchip = self.config.irqchip == "kernel"
@@ -174,7 +182,8 @@ class Machine(MachineApi):
         self.uart = Uart16550(irq[4], output=self.serial.byte)
         self.dma = Dma8237Pair(self.memory)
         self.fdc = Fdc82077(irq[6], self.dma, self.floppy_media)
-        self.vga = VgaText(self.memory)
+        self.vga = Vga(self.memory)
+        self.mmio.register(GRAPHICS_BASE, GRAPHICS_WINDOW, self.vga)
         self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
         self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)

@@ -41,7 +41,7 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
                      help="report ports and memory the guest touched that no device claims")  # fmt: skip
     run.add_argument("--gdb", metavar="[HOST:]PORT", help="serve the GDB remote protocol")
     run.add_argument("--wait", action="store_true", help="with --gdb: wait for the debugger before running")
-    run.add_argument("--screenshot", metavar="PNG", help="save the VGA text screen as PNG when the run ends")
+    run.add_argument("--screenshot", metavar="PNG", help="save the VGA screen (text or graphics) as PNG at the end")
     run.set_defaults(func=cmd_run)
 
 

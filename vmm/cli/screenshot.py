@@ -23,6 +23,9 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     config.serial = SerialConfig("none")
     machine = make_machine(config)
     machine.run(max_instructions=max_insns)
-    print(machine.screen_text())
-    machine.vga.screenshot_png(Path(args.out))
+    width, height = machine.vga.screenshot_png(Path(args.out))
+    if machine.vga.is_graphics():
+        print(f"(a graphics mode: the {width}x{height} picture is in {args.out})")
+    else:
+        print(machine.screen_text())
     return 0

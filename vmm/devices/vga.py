@@ -1,151 +1,59 @@
-"""VGA text mode: the 80x25 colour text screen at 0xB8000 and the VGA's register ports.
+"""The VGA chip: registers, the 256 KiB display memory in four planes, the text page.
 
 Source: IBM, "VGA/XGA Technical Reference" (Personal System/2 Hardware Interface
 Technical Reference, VGA section): CRT controller (index/data 0x3D4/0x3D5; cursor start
-and end 0x0A/0x0B, start address 0x0C/0x0D, cursor location 0x0E/0x0F), miscellaneous
-output (write 0x3C2, read 0x3CC), input status 1 (0x3DA, which also resets the
-attribute controller's index/data flip-flop), attribute controller (0x3C0/0x3C1),
-sequencer (0x3C4/0x3C5), graphics controller (0x3CE/0x3CF), DAC (0x3C6-0x3C9).
+and end 0x0A/0x0B, start address 0x0C/0x0D, cursor location 0x0E/0x0F, offset 0x13),
+miscellaneous output (write 0x3C2, read 0x3CC), input status 1 (0x3DA, which also resets
+the attribute controller's index/data flip-flop), attribute controller (0x3C0/0x3C1),
+sequencer (0x3C4/0x3C5: map mask 2, memory mode 4), graphics controller (0x3CE/0x3CF:
+set/reset 0, enable set/reset 1, colour compare 2, data rotate and function 3, read map
+select 4, mode 5, miscellaneous 6, colour don't care 7, bit mask 8), DAC (0x3C6-0x3C9).
 
-Emulated: the text frame buffer lives in guest RAM (the machine passes its GuestMemory);
-every register accepts writes and reads back; input status 1 alternates its retrace bits
-on each read so polling loops end; ``screen_text`` and ``screenshot_png`` render the
-page at the CRTC start address, the latter with a PSF console font found on the host
-(Debian's console-setup-linux) or solid cell blocks without one.
-Not emulated: graphics modes, planar memory, the DAC palette in rendering (the 16
-standard colours are used), blinking, the 9th pixel column.
+Emulated: every register reads back what was written; the display memory behind the
+64 KiB window at 0xA0000 (an MMIO window the machine maps) with chain-4 (mode 13h),
+odd/even and planar addressing, write modes 0-3 with set/reset, rotate, the logical
+function and the bit mask, the four latches, read modes 0 and 1 (colour compare); the
+DAC with its read/write indexes. The 80x25 text page stays in guest RAM at 0xB8000 (fast
+for text output; the machine passes its GuestMemory), read by ``cells``/``screen_text``.
+Input status 1 alternates its retrace bits on each read so polling loops end.
+Rendering (what a monitor would show, text or graphics, as PNG) is vga_display.py's job.
+Not emulated: the text page in planes 0/1 (text written through 0xA0000 with map select
+0 does not show as text), fonts loaded into plane 2 (the host's console font is used),
+light pen, the memory window at 0xB0000-0xB7FFF.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
-import zlib
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from vmm.devices.base import Device
 from vmm.devices.ioport import read_split, write_split
-from vmm.fileio import atomic_write
+from vmm.devices.vga_display import CP437_CONTROLS
 from vmm.memory import GuestMemory
 
 TEXT_BASE = 0xB8000
+GRAPHICS_BASE = 0xA0000
+GRAPHICS_WINDOW = 0x10000  # the 64 KiB window at 0xA0000 (modes 0Dh-13h)
+VRAM_SIZE = 256 * 1024
 COLUMNS, ROWS = 80, 25
 WINDOW = 0x8000  # the 32 KiB colour text window at 0xB8000
-
-# The 16 text colours of the VGA's default palette (IBM VGA technical reference).
-PALETTE = [
-    (0x00, 0x00, 0x00), (0x00, 0x00, 0xAA), (0x00, 0xAA, 0x00), (0x00, 0xAA, 0xAA),
-    (0xAA, 0x00, 0x00), (0xAA, 0x00, 0xAA), (0xAA, 0x55, 0x00), (0xAA, 0xAA, 0xAA),
-    (0x55, 0x55, 0x55), (0x55, 0x55, 0xFF), (0x55, 0xFF, 0x55), (0x55, 0xFF, 0xFF),
-    (0xFF, 0x55, 0x55), (0xFF, 0x55, 0xFF), (0xFF, 0xFF, 0x55), (0xFF, 0xFF, 0xFF),
-]  # fmt: skip
 
 CRTC_CURSOR_START, CRTC_CURSOR_END = 0x0A, 0x0B
 CRTC_START_HI, CRTC_START_LO, CRTC_CURSOR_HI, CRTC_CURSOR_LO = 0x0C, 0x0D, 0x0E, 0x0F
 CURSOR_DISABLE = 0x20
-
-FONT_DIRS = (Path("/usr/share/consolefonts"), Path("/usr/share/kbd/consolefonts"))
-# FullGreek-VGA16 covers 249 of the 256 CP437 glyphs (box drawing, shades, card suits).
-FONT_NAMES = ("default8x16.psf.gz", "FullGreek-VGA16.psf.gz", "Uni2-VGA16.psf.gz", "Lat15-VGA16.psf.gz")
-PSF1_MAGIC, PSF2_MAGIC = b"\x36\x04", b"\x72\xb5\x4a\x86"
-
-
-class Font:
-    """A bitmap font: one glyph per CP437 code, each ``height`` rows of ``width`` bits."""
-
-    def __init__(self, width: int, height: int, glyphs: list[list[int]], covered: int = 256) -> None:
-        self.width, self.height, self.glyphs = width, height, glyphs
-        self.covered = covered  # how many CP437 codes have their own glyph
+SEQ_MAP_MASK, SEQ_MEMORY_MODE = 2, 4
+MEMORY_MODE_CHAIN4, MEMORY_MODE_ODD_EVEN_OFF = 0x08, 0x04
+GC_SET_RESET, GC_ENABLE_SET_RESET, GC_COLOR_COMPARE, GC_ROTATE = 0, 1, 2, 3
+GC_READ_MAP, GC_MODE, GC_MISC, GC_DONT_CARE, GC_BIT_MASK = 4, 5, 6, 7, 8
+GC_MISC_GRAPHICS = 0x01
+AC_MODE = 0x10
+# Each 8-bit value repeated in the four bytes of a 32-bit word (one byte per plane).
+PLANE_BYTES = [sum(1 << (8 * p) for p in range(4) if mask >> p & 1) * 0xFF for mask in range(16)]
 
 
-def parse_psf(data: bytes) -> Font:
-    """A PSF1 or PSF2 console font, its glyphs reordered to CP437 through its Unicode table."""
-    if data[:2] == PSF1_MAGIC:
-        mode, height = data[2], data[3]
-        count, width, row_bytes, offset = (512 if mode & 1 else 256), 8, 1, 4
-        has_table = bool(mode & 6)  # PSF1_MODEHASTAB or PSF1_MODEHASSEQ
-        size = height
-    elif data[:4] == PSF2_MAGIC:
-        _v, offset, flags, count, size, height, width = struct.unpack_from("<7I", data, 4)
-        row_bytes = (width + 7) // 8
-        has_table = bool(flags & 1)
-    else:
-        raise ValueError("not a PSF font")
-    raw = [data[offset + i * size : offset + (i + 1) * size] for i in range(count)]
-    if len(raw[-1]) != size or height == 0:
-        raise ValueError("truncated PSF font")
-    rows = [[int.from_bytes(g[r * row_bytes : (r + 1) * row_bytes], "big") for r in range(height)] for g in raw]
-    by_char: dict[str, int] = {}
-    if has_table:
-        table = data[offset + count * size :]
-        if data[:2] == PSF1_MAGIC:
-            entries = [table[i : i + 2] for i in range(0, len(table) - 1, 2)]
-            glyph = 0
-            for entry in entries:
-                code = int.from_bytes(entry, "little")
-                if code == 0xFFFF:
-                    glyph += 1
-                elif code < 0xFFFE and glyph < count:
-                    by_char.setdefault(chr(code), glyph)
-        else:
-            for glyph, chunk in enumerate(table.split(b"\xff")[:count]):
-                for char in chunk.split(b"\xfe")[0].decode("utf-8", "ignore"):
-                    by_char.setdefault(char, glyph)
-    glyphs = []
-    covered = 0
-    for code in range(256):
-        char = bytes((code,)).decode("cp437") if code >= 0x20 else CP437_CONTROLS[code]
-        covered += char in by_char
-        glyphs.append(rows[by_char.get(char, code if not by_char else by_char.get("?", 0))])
-    shift = row_bytes * 8 - width
-    glyphs = [[row >> shift for row in glyph] for glyph in glyphs]
-    return Font(width, height, glyphs, covered if by_char else 256)
-
-
-# CP437 draws its control codes as symbols (smileys, card suits, arrows).
-CP437_CONTROLS = " ☺☻♥♦♣♠•◘○◙♂♀♪♫☼►◄↕‼¶§▬↨↑↓→←∟↔▲▼"
-
-
-@lru_cache(maxsize=1)
-def host_font() -> Font | None:
-    """The first usable console font on the host, or None."""
-    for directory in FONT_DIRS:
-        for name in FONT_NAMES:
-            path = directory / name
-            try:
-                data = path.read_bytes()
-                return parse_psf(gzip.decompress(data) if name.endswith(".gz") else data)
-            except (OSError, ValueError, EOFError, gzip.BadGzipFile, IndexError, struct.error):
-                continue
-    return None
-
-
-def block_font() -> Font:
-    """The fallback: every visible character is a solid block inside its cell."""
-    solid = [0] + [0x7E] * 14 + [0]
-    blank = [0] * 16
-    return Font(8, 16, [blank if code in (0, 0x20, 0xFF) else solid for code in range(256)])
-
-
-def write_png(path: str | os.PathLike[str], width: int, height: int, rows: list[bytes],
-              palette: list[tuple[int, int, int]]) -> None:  # fmt: skip
-    """An 8-bit indexed PNG (RFC 2083), written atomically."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)
-    raw = b"".join(b"\0" + row for row in rows)
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", b"".join(bytes(c) for c in palette))
-           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))  # fmt: skip
-    atomic_write(path, png)
-
-
-class VgaText(Device):
-    """The VGA in 80x25 colour text mode."""
+class Vga(Device):
+    """The VGA: its registers, its 256 KiB of planar memory behind 0xA0000, the text page in RAM."""
 
     name = "vga"
     ports = [(0x3C0, 16), (0x3D4, 2), (0x3DA, 1)]
@@ -173,6 +81,8 @@ class VgaText(Device):
         self.pel_mask = 0xFF
         self.feature_control = 0
         self.retrace = False
+        self.vram = bytearray(VRAM_SIZE)  # plane p of address a at vram[4 * a + p]
+        self.latch = 0  # the four latches, plane 0 in the low byte
 
     # ---- ports ----
 
@@ -261,6 +171,99 @@ class VgaText(Device):
     def io_write(self, port: int, size: int, value: int) -> None:
         write_split(self._write_byte, port, size, value)
 
+    # ---- the display memory window at 0xA0000 ----
+
+    def _window_address(self, offset: int) -> int | None:
+        """The memory address an offset in the 0xA0000 window selects, or None when the
+        graphics controller maps memory elsewhere (0xB0000/0xB8000: text modes)."""
+        select = (self.graphics[GC_MISC] >> 2) & 3
+        if select > 1:
+            return None
+        return offset & 0xFFFF
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        value = 0
+        for i in range(max(1, min(size, 8))):
+            value |= self._read_vram(offset + i) << (8 * i)
+        return value
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        for i in range(max(1, min(size, 8))):
+            self._write_vram(offset + i, (value >> (8 * i)) & 0xFF)
+
+    def _read_vram(self, offset: int) -> int:
+        addr = self._window_address(offset)
+        if addr is None:
+            return 0xFF
+        memory_mode = self.sequencer[SEQ_MEMORY_MODE]
+        if memory_mode & MEMORY_MODE_CHAIN4:
+            return self.vram[addr]
+        if not memory_mode & MEMORY_MODE_ODD_EVEN_OFF and self.graphics[GC_MODE] & 0x10:
+            plane = (self.graphics[GC_READ_MAP] & 2) | (addr & 1)
+            return self.vram[((addr & ~1) << 1 | plane) % VRAM_SIZE]
+        base = (addr << 2) % VRAM_SIZE
+        self.latch = int.from_bytes(self.vram[base : base + 4], "little")
+        if not self.graphics[GC_MODE] & 0x08:  # read mode 0: the selected plane
+            return (self.latch >> (8 * (self.graphics[GC_READ_MAP] & 3))) & 0xFF
+        # read mode 1: 1 bits where all "care" planes match the colour compare value
+        compare = PLANE_BYTES[self.graphics[GC_COLOR_COMPARE] & 0x0F]
+        care = PLANE_BYTES[self.graphics[GC_DONT_CARE] & 0x0F]
+        differ = (self.latch ^ compare) & care
+        differ |= differ >> 16
+        differ |= differ >> 8
+        return ~differ & 0xFF
+
+    def _write_vram(self, offset: int, value: int) -> None:
+        addr = self._window_address(offset)
+        if addr is None:
+            return
+        map_mask = self.sequencer[SEQ_MAP_MASK] & 0x0F
+        memory_mode = self.sequencer[SEQ_MEMORY_MODE]
+        if memory_mode & MEMORY_MODE_CHAIN4:
+            if map_mask & (1 << (addr & 3)):
+                self.vram[addr] = value
+            return
+        if not memory_mode & MEMORY_MODE_ODD_EVEN_OFF and self.graphics[GC_MODE] & 0x10:
+            plane = (self.graphics[GC_READ_MAP] & 2) | (addr & 1)
+            if map_mask & (1 << plane):
+                self.vram[((addr & ~1) << 1 | plane) % VRAM_SIZE] = value
+            return
+        gc = self.graphics
+        mode = gc[GC_MODE] & 3
+        rotate = gc[GC_ROTATE] & 7
+        if mode == 1:  # the latches as they are
+            result = self.latch
+        else:
+            if mode == 2:
+                word = PLANE_BYTES[value & 0x0F]
+                bit_mask = gc[GC_BIT_MASK]
+            else:
+                value = ((value >> rotate) | (value << (8 - rotate))) & 0xFF
+                if mode == 0:
+                    enable = PLANE_BYTES[gc[GC_ENABLE_SET_RESET] & 0x0F]
+                    word = (value * 0x01010101 & ~enable) | (PLANE_BYTES[gc[GC_SET_RESET] & 0x0F] & enable)
+                    bit_mask = gc[GC_BIT_MASK]
+                else:  # mode 3: the rotated value masks the bit mask; set/reset is the colour
+                    word = PLANE_BYTES[gc[GC_SET_RESET] & 0x0F]
+                    bit_mask = gc[GC_BIT_MASK] & value
+            function = (gc[GC_ROTATE] >> 3) & 3
+            if function == 1:
+                word &= self.latch
+            elif function == 2:
+                word |= self.latch
+            elif function == 3:
+                word ^= self.latch
+            mask = bit_mask * 0x01010101
+            result = (word & mask) | (self.latch & ~mask & 0xFFFFFFFF)
+        planes = PLANE_BYTES[map_mask]
+        base = (addr << 2) % VRAM_SIZE
+        old = int.from_bytes(self.vram[base : base + 4], "little")
+        self.vram[base : base + 4] = ((old & ~planes) | (result & planes)).to_bytes(4, "little")
+
+    def is_graphics(self) -> bool:
+        """The graphics controller is in a graphics mode (GC register 6 bit 0)."""
+        return bool(self.graphics[GC_MISC] & GC_MISC_GRAPHICS)
+
     # ---- the screen ----
 
     @property
@@ -297,31 +300,10 @@ class VgaText(Device):
         return "\n".join(lines)
 
     def screenshot_png(self, path: str | os.PathLike[str]) -> tuple[int, int]:
-        """Render the screen to a PNG at ``path``; return its (width, height)."""
-        font = host_font() or block_font()
-        cells = self.cells()
-        cursor = self.cursor()
-        cursor_rows = range(self.crtc[CRTC_CURSOR_START] & 0x1F, (self.crtc[CRTC_CURSOR_END] & 0x1F) + 1)
-        width, height = COLUMNS * font.width, ROWS * font.height
-        rows: list[bytes] = []
-        for row in range(ROWS):
-            lines = [bytearray(width) for _ in range(font.height)]
-            for column in range(COLUMNS):
-                char, attr = cells[(row * COLUMNS + column) * 2], cells[(row * COLUMNS + column) * 2 + 1]
-                fg, bg = attr & 0x0F, (attr >> 4) & 0x07
-                glyph = font.glyphs[char]
-                is_cursor = cursor == (row, column)
-                x0 = column * font.width
-                for y in range(font.height):
-                    bits = glyph[y]
-                    if is_cursor and y in cursor_rows:
-                        bits = (1 << font.width) - 1
-                    line = lines[y]
-                    for x in range(font.width):
-                        line[x0 + x] = fg if bits >> (font.width - 1 - x) & 1 else bg
-            rows.extend(bytes(line) for line in lines)
-        write_png(path, width, height, rows, PALETTE)
-        return width, height
+        """What the monitor shows (text or graphics), as a PNG at ``path``; its (width, height)."""
+        from vmm.devices.vga_display import screenshot_png
+
+        return screenshot_png(self, path)
 
     # ---- persistence ----
 
@@ -342,3 +324,6 @@ class VgaText(Device):
                 setattr(self, name, bool(value))
             elif isinstance(current, int):
                 setattr(self, name, int(value))
+
+
+VgaText = Vga  # the name of the text-only chip this grew from

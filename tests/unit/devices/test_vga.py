@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vmm.devices import vga as vga_module
+from vmm.devices import vga_display as vga_module
 from vmm.devices.vga import VgaText
 from vmm.memory import GuestMemory
 
@@ -151,3 +151,56 @@ def test_save_restore_behaves_identically(memory: GuestMemory) -> None:
     assert copy.save() == vga.save()
     assert [copy.io_read(0x3DA, 1) for _ in range(3)] == [vga.io_read(0x3DA, 1) for _ in range(3)]
     assert copy.cursor() == vga.cursor() == (0, 7)
+
+
+def graphics_vga(memory: GuestMemory, chain4: bool) -> VgaText:
+    vga = VgaText(memory)
+    vga.io_write(0x3CE, 2, 0x0106 | (0x04 << 8))  # GC misc: graphics, A0000-AFFFF
+    vga.io_write(0x3C4, 2, 0x0F02)  # map mask: all planes
+    vga.io_write(0x3CE, 2, 0xFF08)  # bit mask: every pixel
+    vga.io_write(0x3C4, 2, (0x0E if chain4 else 0x06) << 8 | 0x04)  # memory mode
+    return vga
+
+
+def test_chain4_memory_is_linear(memory: GuestMemory) -> None:
+    vga = graphics_vga(memory, chain4=True)
+    vga.mmio_write(0x1234, 1, 0x5A)
+    assert vga.vram[0x1234] == 0x5A and vga.mmio_read(0x1234, 1) == 0x5A
+    vga.io_write(0x3C4, 2, 0x0102)  # map mask: plane 0 only; 0x1235 is plane 1
+    vga.mmio_write(0x1235, 1, 0x77)
+    assert vga.vram[0x1235] == 0
+
+
+def test_planar_write_modes_latches_and_colour_compare(memory: GuestMemory) -> None:
+    vga = graphics_vga(memory, chain4=False)
+    vga.mmio_write(10, 1, 0xF0)  # write mode 0, no set/reset: the byte in all four planes
+    assert vga.vram[40:44] == b"\xf0" * 4
+    vga.io_write(0x3CE, 2, 0x0500)  # set/reset = 0101b ...
+    vga.io_write(0x3CE, 2, 0x0F01)  # ... on every plane
+    vga.io_write(0x3CE, 2, 0x0F08)  # bit mask: the low four pixels
+    vga.mmio_read(10, 1)  # fill the latches
+    vga.mmio_write(10, 1, 0xFF)
+    assert vga.vram[40:44] == bytes([0xFF, 0xF0, 0xFF, 0xF0])
+    vga.io_write(0x3CE, 2, 0x0905)  # read mode 1 (colour compare), write mode 1
+    vga.io_write(0x3CE, 2, 0x0502)  # compare with colour 0101b
+    vga.io_write(0x3CE, 2, 0x0F07)
+    assert vga.mmio_read(10, 1) == 0x0F  # the low four pixels are colour 5
+    vga.mmio_write(20, 1, 0)  # write mode 1: the latches go to address 20
+    assert vga.vram[80:84] == vga.vram[40:44]
+    vga.io_write(0x3CE, 2, 0x0004 | 2 << 8)  # read map 2, read mode 0
+    vga.io_write(0x3CE, 2, 0x0005)
+    assert vga.mmio_read(10, 1) == 0xFF
+
+
+def test_graphics_state_survives_save_restore(memory: GuestMemory, tmp_path: Path) -> None:
+    vga = graphics_vga(memory, chain4=True)
+    vga.io_write(0x3C0, 1, 0x10)
+    vga.io_write(0x3C0, 1, 0x41)  # attribute mode: 8-bit colour
+    for offset in range(0, 320 * 200, 97):
+        vga.mmio_write(offset, 1, offset & 0xFF)
+    copy = VgaText(memory)
+    copy.restore(vga.save())
+    assert copy.vram == vga.vram and copy.is_graphics()
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert vga.screenshot_png(a) == copy.screenshot_png(b)
+    assert a.read_bytes() == b.read_bytes()

@@ -62,6 +62,18 @@ class IoBus:
                 raise ValueError(f"I/O port {port:#x} is already claimed by {self._devices[port]!r}")
             self._devices[port] = device
 
+    def claim(self, first_port: int, count: int, device: PortDevice) -> bool:
+        """Register ``device`` if every port is free (a guest-placed window: no error)."""
+        if any(self._devices[port] is not None for port in range(first_port, first_port + count)):
+            return False
+        self.register(first_port, count, device)
+        return True
+
+    def unregister(self, first_port: int, count: int, device: PortDevice) -> None:
+        for port in range(first_port, first_port + count):
+            if self._devices[port] is device:
+                self._devices[port] = None
+
     def device_at(self, port: int) -> PortDevice | None:
         return self._devices[port & 0xFFFF]
 

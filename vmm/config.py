@@ -15,16 +15,18 @@ from vmm.errors import ConfigError
 
 MIB = 1 << 20
 MIN_MEMORY_MB = 1
+MACHINE_TYPES = ("isapc", "pc")  # QEMU's -M names; pc adds the PCI bus (and its devices)
 MAX_MEMORY_MB = 3072  # below the 32-bit PCI/ROM hole; vmm has no high RAM yet
 
 
 IDE_SLOTS = ("ide0:0", "ide0:1")  # primary master, primary slave: INT 13h 80h, 81h
+VIRTIO_DISK_SLOTS = tuple(f"virtio{n}" for n in range(8))  # virtio-blk on the pc machine's PCI bus
 FLOPPY_SLOTS = ("floppy0",)  # drive A: (INT 13h 00h), VMware's name for it
 
 
 @dataclass
 class DiskConfig:
-    slot: str  # one of IDE_SLOTS or FLOPPY_SLOTS
+    slot: str  # one of IDE_SLOTS or FLOPPY_SLOTS, or "virtio0", "virtio1"... (virtio-blk on PCI)
     path: Path
     kind: str = "disk"  # "disk", "cdrom" or "floppy"
     read_only: bool = False
@@ -39,13 +41,15 @@ class SerialConfig:
 @dataclass
 class NicConfig:
     slot: str = "ethernet0"
-    connection: str = "user"
-    mac: str | None = None
+    connection: str = "user"  # user | loopback | null (backends in vmm.net.backend)
+    mac: str | None = None  # None: derived from the VM's name and the slot (stable per bundle)
+    pcap: Path | None = None  # record the NIC's frames here
 
 
 @dataclass
 class MachineConfig:
     name: str = "vm"
+    machine: str = "isapc"
     memory_mb: int = 64
     bios: Path | None = None  # None: firmware/build/bios.bin
     disks: list[DiskConfig] = field(default_factory=list)
@@ -69,6 +73,15 @@ class MachineConfig:
     # CMOS bytes and boot order from the bundle's .nvram (None: power-on defaults).
     nvram: bytes | None = None
     boot_order: list[str] = field(default_factory=lambda: ["hdd"])
+    # pc machine: virtio devices besides the disks (slot virtioN) and NICs.
+    rng: bool = True  # virtio-rng: bytes from a stream seeded with rng_seed (like RDRAND's)
+    balloon: bool = False
+    balloon_target_mb: int = 0  # what the balloon asks the guest for at power-on
+
+    @property
+    def virtio_disks(self) -> list[DiskConfig]:
+        return [disk for disk in self.disks if disk.slot.startswith("virtio")]
+
     # False: the BIOS does not copy INT 10h teletype output to COM1 (CMOS 0x60 bit 1,
     # for this run only); None: as the CMOS/.nvram says.
     bios_serial: bool | None = None
@@ -104,15 +117,22 @@ class MachineConfig:
         rtc_start_time(self)  # checks rtc_base
         slots = set()
         for disk in self.disks:
-            if disk.slot not in IDE_SLOTS + FLOPPY_SLOTS:
+            if disk.slot not in IDE_SLOTS + FLOPPY_SLOTS + VIRTIO_DISK_SLOTS:
                 raise ConfigError(
-                    f"{disk.path}: no disk slot {disk.slot!r} (vmm has {', '.join(IDE_SLOTS + FLOPPY_SLOTS)})"
+                    f"{disk.path}: no disk slot {disk.slot!r} (vmm has {', '.join(IDE_SLOTS + FLOPPY_SLOTS)}"
+                    f" and virtio0-virtio7)"
                 )
             if disk.slot in slots:
                 raise ConfigError(f"two disks on slot {disk.slot}")
             if (disk.slot in FLOPPY_SLOTS) != (disk.kind == "floppy"):
                 raise ConfigError(f"{disk.path}: a {disk.kind} cannot go on slot {disk.slot}")
             slots.add(disk.slot)
+        if self.machine not in MACHINE_TYPES:
+            raise ConfigError(f"unknown machine type {self.machine!r} (choose {' or '.join(MACHINE_TYPES)})")
+        if self.machine != "pc" and (self.virtio_disks or self.balloon):
+            raise ConfigError("virtio devices sit on PCI: they need the pc machine (--machine pc)")
+        if not 0 <= self.balloon_target_mb <= self.memory_mb:
+            raise ConfigError(f"balloon target {self.balloon_target_mb} MB is outside 0-{self.memory_mb} MB")
         if self.serial.kind not in ("stdio", "file", "socket", "pipe", "none"):
             raise ConfigError(f"unknown serial kind {self.serial.kind!r}")
         return self

@@ -190,11 +190,23 @@ class Machine(MachineApi):
         self.exit_port = ExitPort(self._on_exit_port)
         self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
                         self.ata, self.dma, self.fdc, self.post, self.debugcon, self.exit_port]  # fmt: skip
+        self.pci = None
+        if self.config.machine == "pc":
+            self._build_pc_devices(sink)
         for device in self.devices:
             if kernel_irqchip and device in (self.pic, self.pit):
                 continue
             for first, count in device.ports:
                 self.io.register(first, count, device)
+
+    def _build_pc_devices(self, irq_sink: Callable[[int, bool], None]) -> None:
+        """The `pc` machine's additions to the ISA PC: the PCI bus and its devices."""
+        from vmm.devices.pci.board import PciBoard
+
+        self.pci = PciBoard(self.config, self.memory, self.io, self.disks, irq_sink, self.clock.now_ns)
+        bus = self.pci.bus
+        self.mmio.register(bus.mmio_base, bus.mmio_size, bus)
+        self.devices.append(bus)
 
     # ---- wiring callbacks ----
 
@@ -466,6 +478,8 @@ class Machine(MachineApi):
 
     def close(self) -> None:
         self.cpu.close()
+        if self.pci is not None:
+            self.pci.close()
         for disk in self.disks.values():
             disk.close()
         self.memory.close()

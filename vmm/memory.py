@@ -56,6 +56,15 @@ class GuestMemory:
         for listener in self._write_listeners:
             listener(addr, length)
 
+    def discard(self, addr: int, length: int) -> None:
+        """Give whole pages back to the host (madvise DONTNEED): they read as zeros after."""
+        self.check(addr, length)
+        if addr % mmap.PAGESIZE or length % mmap.PAGESIZE:
+            raise ValueError(f"discard of {addr:#x}+{length:#x} is not whole host pages")
+        self.mmap.madvise(mmap.MADV_DONTNEED, addr, length)
+        for listener in self._write_listeners:
+            listener(addr, length)
+
     def read_u8(self, addr: int) -> int:
         return self.read(addr, 1)[0]
 

@@ -50,8 +50,14 @@ def show(path: Path | str) -> str:
         disks = ", ".join(f"{d.slot} {d.kind} {d.path.name}" for d in machine.disks) or "none"
         lines.append(
             f"machine: {machine.name}, {machine.memory_mb} MB, disks: {disks}, "
-            f"boot {','.join(machine.boot_order)}, serial {machine.serial.kind}, {machine.accel}"
+            f"boot {','.join(machine.boot_order)}, serial {machine.serial.kind}, {machine.accel}, "
+            f"machine type {machine.machine}"
         )
+        from vmm.devices.pci.board import planned_devices
+
+        lines.extend(f"pci: {description}" for _kind, description in planned_devices(machine))
+        if machine.machine != "pc" and machine.nics:
+            lines.append("note: the NICs are virtio-net on PCI: they need vmm.machine = \"pc\"")
     else:
         lines.append(f"error: {problem}")
     return "\n".join(lines)

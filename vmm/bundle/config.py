@@ -35,11 +35,13 @@ INFORMATIONAL_KEYS = {
 
 VMM_KEYS = {
     "vmm.accel", "vmm.clockmhz", "vmm.realtime", "vmm.kernel", "vmm.initrd", "vmm.append", "vmm.bios",
-    "vmm.allowoutsidepaths", "vmm.rtcbase", "vmm.rngseed",
+    "vmm.allowoutsidepaths", "vmm.rtcbase", "vmm.rngseed", "vmm.machine", "vmm.balloon", "vmm.rng",
 }  # fmt: skip
 STAGES = ("firmware", "bootloader", "kernel", "init")
 
 IDE_UNITS = ("ide0:0", "ide0:1")  # the primary channel; vmm has no secondary ATA channel yet
+VIRTIO_DISK_SLOTS = tuple(f"virtio{n}" for n in range(8))  # virtio-blk on the pc machine's PCI bus
+NIC_BACKENDS = {"nat": "user", "user": "user", "loopback": "loopback", "null": "null"}
 DISK_PROPERTIES = {"present", "filename", "devicetype", "mode", "startconnected", "autodetect", "redo"}
 DISK_TYPES = {"disk": "disk", "ata-harddisk": "disk", "cdrom-image": "cdrom"}
 PASSTHROUGH_TYPES = {"cdrom-raw", "atapi-cdrom", "rawdisk", "ata-harddisk-raw", "scsi-passthru"}
@@ -304,7 +306,7 @@ class _Reader:
         if self.vmx.get("ide0.present") is not None:
             self.boolean("ide0.present", True)
             self.explain("ide0.present", "primary IDE channel")
-        for slot in IDE_UNITS:
+        for slot in IDE_UNITS + VIRTIO_DISK_SLOTS:
             if not self._device_keys(slot):
                 continue
             if not self.boolean(f"{slot}.present", False):
@@ -393,7 +395,9 @@ class _Reader:
                 continue
             nic = NicConfig(slot=slot, connection="user")
             connection = (self.get(f"{slot}.connectionType") or "nat").lower()
-            if connection not in ("nat", "user"):
+            if connection in NIC_BACKENDS:
+                nic.connection = NIC_BACKENDS[connection]
+            else:
                 self.not_honoured.add(f"{slot}.connectiontype")
                 self.notes.append(f"{slot}: {connection} networking is not available; vmm uses NAT (user) networking")
             device = self.get(f"{slot}.virtualDev")
@@ -420,7 +424,8 @@ class _Reader:
                 self._mark_device(slot, NIC_PROPERTIES, f"{slot}: not connected")
                 continue
             machine.nics.append(nic)
-            self._mark_device(slot, NIC_PROPERTIES, f"{slot}: NAT (user) network, MAC {nic.mac or 'generated'}")
+            mac = nic.mac or "generated"
+            self._mark_device(slot, NIC_PROPERTIES, f"{slot}: virtio-net, {nic.connection} network, MAC {mac}")
         for key in self.not_honoured:
             self.meaning[key] = "not honoured (see notes)"
 
@@ -437,6 +442,18 @@ class _Reader:
                 raise self.error("vmm.clockMHz", f"{clock}: the virtual clock rate must be positive")
             machine.clock_mhz = clock
             self.explain("vmm.clockMHz", f"virtual clock: {clock} instructions per microsecond")
+        machine_type = self.get("vmm.machine")
+        if machine_type is not None:
+            if machine_type.lower() not in ("isapc", "pc"):
+                raise self.error("vmm.machine", f"unknown machine type {machine_type!r} (isapc or pc)")
+            machine.machine = machine_type.lower()
+            self.explain("vmm.machine", f"machine type {machine.machine}")
+        balloon = self.integer("vmm.balloon", what="a size in MB to ask the guest to give back")
+        if balloon is not None:
+            machine.balloon, machine.balloon_target_mb = True, balloon
+            self.explain("vmm.balloon", f"virtio-balloon, target {balloon} MB")
+        machine.rng = self.boolean("vmm.rng", True)
+        self.explain("vmm.rng", "virtio-rng (pc machine)" if machine.rng else "no virtio-rng")
         machine.realtime = self.boolean("vmm.realtime", False)
         self.explain("vmm.realtime", "timers follow wall time" if machine.realtime else "deterministic virtual time")
         rtc_base = self.get("vmm.rtcBase")
@@ -474,7 +491,8 @@ class _Reader:
                 machine.stage_entries[stage] = address
                 self.explain(key, f"stage {stage!r} starts at {address:#x}")
             elif lower.startswith("vmm.") and lower not in VMM_KEYS:
-                known = "vmm.accel, vmm.clockMHz, vmm.realtime, vmm.kernel, vmm.initrd, vmm.append, vmm.bios, "
+                known = "vmm.machine, vmm.balloon, vmm.rng, "
+                known += "vmm.accel, vmm.clockMHz, vmm.realtime, vmm.kernel, vmm.initrd, vmm.append, vmm.bios, "
                 known += "vmm.rtcBase, vmm.rngSeed, vmm.stage.NAME, vmm.allowOutsidePaths"
                 raise self.error(key, f"unknown vmm key (known: {known})")
 

@@ -34,6 +34,9 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rtc-base", metavar="WHEN", help="the RTC's time at power-on: an ISO date "
                    "(default 2026-01-01T00:00:00, UTC) or host (the host's clock, as --realtime)")  # fmt: skip
     p.add_argument("--rng-seed", metavar="N", help="seed of the generator RDRAND/RDSEED answer from (default 0)")
+    from vmm.devices.pci import options as pci_options
+
+    pci_options.add_flags(p)
 
 
 def serial_config(text: str) -> SerialConfig:
@@ -112,6 +115,9 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.initrd = Path(args.initrd)
     if getattr(args, "stage_kernel", None):
         config.stage_entries["kernel"] = kernel_entry(args.stage_kernel)
+    from vmm.devices.pci import options as pci_options
+
+    pci_options.apply_flags(config, args)
     module = Path(str(config.initrd).split(" ", 1)[0]) if config.initrd is not None else None
     for path in [config.bios, config.kernel, module]:
         if path is not None and not path.exists():

@@ -8,8 +8,16 @@ import struct
 from vmm.devices.pci.function import CMD_BUS_MASTER, CMD_MEMORY, COMMAND
 from vmm.devices.virtio.queue import VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 from vmm.devices.virtio.transport import (
-    ACKNOWLEDGE, COMMON_FIELDS, DEVICE_OFFSET, DRIVER, DRIVER_OK, FEATURES_OK, ISR_OFFSET, NOTIFY_MULTIPLIER,
-    NOTIFY_OFFSET, VirtioDevice,
+    ACKNOWLEDGE,
+    COMMON_FIELDS,
+    DEVICE_OFFSET,
+    DRIVER,
+    DRIVER_OK,
+    FEATURES_OK,
+    ISR_OFFSET,
+    NOTIFY_MULTIPLIER,
+    NOTIFY_OFFSET,
+    VirtioDevice,
 )  # fmt: skip
 
 RING_BASE = 0x100000

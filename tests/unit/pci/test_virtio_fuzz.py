@@ -31,6 +31,24 @@ REQUESTS_PER_QUEUE = 17_000  # six queues: over 100 000 requests in all
 ROUNDS_CHAINS = 8  # chains made available per notification
 
 
+def plausible_table(rng: random.Random) -> bytes:
+    """Chains a driver might build (short, in RAM, readable then writable), with random contents."""
+    out = []
+    writable = False
+    for i in range(QUEUE_SIZE):
+        addr = rng.randrange(0x300000, RAM - 0x2000)
+        length = rng.choice((1, 12, 16, 20, 60, 72, 512, 1024, 1526, 4096, rng.randrange(0, 0x2000)))
+        writable = writable or rng.random() < 0.4
+        more = rng.random() < 0.6 and i + 1 < QUEUE_SIZE
+        flags = (2 if writable else 0) | (1 if more else 0)
+        if not more:
+            writable = False
+        out.append(struct.pack("<QIHH", addr, length, flags, i + 1))
+    if rng.random() < 0.3:  # one corrupted descriptor
+        out[rng.randrange(QUEUE_SIZE)] = random_descriptor(rng)
+    return b"".join(out)
+
+
 def random_descriptor(rng: random.Random) -> bytes:
     choice = rng.random()
     if choice < 0.6:  # a plausible buffer inside RAM
@@ -77,17 +95,24 @@ def test_random_descriptor_tables_never_hurt_the_host(tmp_path, kind, queue):
     desc, avail, _used = drv.rings(queue)
     requests = resets = taken = 0
     while requests < REQUESTS_PER_QUEUE:
-        table = b"".join(random_descriptor(rng) for _ in range(QUEUE_SIZE))
+        hostile = rng.random() < 0.2
+        if hostile:
+            table = b"".join(random_descriptor(rng) for _ in range(QUEUE_SIZE))
+        else:
+            table = plausible_table(rng)
         memory.write(desc, table)
         start = device.queues[queue].last_avail
-        count = rng.choice((1, 2, ROUNDS_CHAINS, QUEUE_SIZE, rng.randrange(0, 0x10000)))
-        ring = b"".join(struct.pack("<H", rng.choice((rng.randrange(QUEUE_SIZE), rng.getrandbits(16))))
-                        for _ in range(QUEUE_SIZE))  # fmt: skip
+        count = rng.choice((1, 2, ROUNDS_CHAINS, QUEUE_SIZE))
+        if hostile:
+            count = rng.choice((count, rng.randrange(0, 0x10000)))
+        ring = b"".join(struct.pack("<H", rng.randrange(QUEUE_SIZE) if not hostile or rng.random() < 0.9
+                                    else rng.getrandbits(16)) for _ in range(QUEUE_SIZE))  # fmt: skip
         memory.write(avail + 4, ring)
         memory.write(avail, struct.pack("<HH", rng.getrandbits(1), (start + count) & 0xFFFF))
         drv.notify(queue)
         if queue == 0 and kind == "net":  # frames from the backend arrive at random moments
-            device.receive(bytes(rng.randrange(0, 2000)))
+            for _ in range(rng.randrange(0, QUEUE_SIZE + 2)):
+                device.receive(bytes(rng.randrange(0, 2000)))
         requests += min(count, QUEUE_SIZE)
         taken += (device.queues[queue].last_avail - start) & 0xFFFF
         if device.device_status & DEVICE_NEEDS_RESET:

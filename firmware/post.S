@@ -68,6 +68,8 @@ post_start:
     call keyboard_init              /* keyboard.S */
     POST_CODE POST_RTC
     call rtc_init                   /* time.S */
+    POST_CODE POST_PCI
+    call pci_init                   /* pci.S: nothing happens without a PCI bus */
 
     sti                             /* the timer now ticks (INT 08h) */
 
@@ -81,6 +83,11 @@ post_start:
     /* ---- the banner, unless CMOS asks for a quiet POST ---- */
     POST_CODE POST_BANNER
     call print_banner
+    call ebda_fs
+    test byte ptr fs:[EBDA_OPTIONS], OPT_QUIET
+    jnz 1f
+    call pci_print                  /* pci.S: one line per PCI function */
+1:
 
     /* ---- and boot ---- */
     int 0x19

@@ -148,6 +148,8 @@ int08_timer:
  */
     .globl int1a_time
 int1a_time:
+    cmp ah, 0xB1                    /* the PCI BIOS functions (pci.S) */
+    je int1a_pci
     ENTER_SERVICE
     push BDA_SEG
     pop ds

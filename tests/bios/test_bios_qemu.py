@@ -18,6 +18,7 @@ ends by writing 0 to port F4h, which QEMU turns into exit status 1.
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import subprocess
 import time
@@ -38,6 +39,13 @@ SERIAL_INPUT = {
     "keyboard": b"aZ1\r\x1b\t\x08~\nx\r\ny",
 }
 
+# QEMU's default machine is `pc`: POST lists its PCI bus (host bridge, PIIX3, IDE, VGA,
+# e1000), which vmm's ISA machine the expected texts also describe does not have. Those
+# lines are left out of the comparison (tests/bios/test_bios_pci.py checks them), and the
+# PCI BIOS program runs on QEMU's isapc, where it finds no PCI, as on vmm's default machine.
+POST_PCI_LINE = re.compile(r"^PCI [0-9A-F]{2}:[0-9A-F]{2}\.[0-7] .*\n", re.M)
+QEMU_MACHINE = {"pci": ["-M", "isapc", "-cpu", "qemu64,-apic"]}
+
 pytestmark = pytest.mark.qemu
 
 
@@ -50,21 +58,23 @@ def qemu_command(qemu: str, image: Path, serial: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_image(image: Path, serial_input: bytes = b"") -> tuple[int, str]:
-    """Boot ``image`` under QEMU; returns (exit status, serial text with LF line ends)."""
+def run_image(image: Path, serial_input: bytes = b"", machine: list[str] | None = None) -> tuple[int, str]:
+    """Boot ``image`` under QEMU; returns (exit status, serial text with LF line ends,
+    without the POST's PCI lines)."""
     qemu = require_tool("qemu-system-x86_64")
     require_file(BIOS, "run make -C firmware")
+    extra = machine or []
     if serial_input:
-        result = subprocess.run(qemu_command(qemu, image, "stdio"), input=serial_input,
+        result = subprocess.run([*qemu_command(qemu, image, "stdio"), *extra], input=serial_input,
                                 capture_output=True, timeout=TIMEOUT)  # fmt: skip
         output = result.stdout
     else:
         out = image.with_suffix(".serial")
-        result = subprocess.run(qemu_command(qemu, image, f"file:{out}"), stdin=subprocess.DEVNULL,
+        result = subprocess.run([*qemu_command(qemu, image, f"file:{out}"), *extra], stdin=subprocess.DEVNULL,
                                 capture_output=True, timeout=TIMEOUT)  # fmt: skip
         output = out.read_bytes()
     assert not result.stderr.strip(), result.stderr.decode(errors="replace")
-    return result.returncode, output.decode("latin-1").replace("\r\n", "\n")
+    return result.returncode, POST_PCI_LINE.sub("", output.decode("latin-1").replace("\r\n", "\n"))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +85,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", program_names())
 def test_program_output_matches_expected(name: str, images: Path) -> None:
     image = build_boot_image(name, images)
-    status, text = run_image(image, SERIAL_INPUT.get(name, b""))
+    status, text = run_image(image, SERIAL_INPUT.get(name, b""), QEMU_MACHINE.get(name))
     expected = (EXPECTED / f"{name}.txt").read_text(encoding="latin-1")
     assert text == expected
     assert status == EXIT_STATUS

@@ -69,3 +69,31 @@ def test_pci_bios_answers_as_under_qemu_pc(tmp_path: Path) -> None:
     assert result.returncode == EXIT_STATUS, result.stderr.decode(errors="replace")
     assert "PCI 00:02.0 1AF4:1042 class 0100 IRQ 11\n" in qemu_text  # QEMU's own devices are listed too
     assert vmm_text[vmm_text.index(PROGRAM_START) :] == qemu_text[qemu_text.index(PROGRAM_START) :]
+
+
+def test_pc_machine_state_saved_mid_run_continues_identically(tmp_path: Path) -> None:
+    """Save the whole pc machine (PCI config spaces, BAR decoding, PIRQ routing, virtio
+    state) in the middle of the program; a fresh machine loaded from it prints the same."""
+    disk = tmp_path / "virtio.img"
+    disk.write_bytes(bytes(1 << 20))
+    image = build_boot_image("pci", tmp_path)
+    config = MachineConfig(machine="pc", bios=BIOS, serial=SerialConfig("none"),
+                           disks=[DiskConfig("ide0:0", image), DiskConfig("virtio0", disk)])  # fmt: skip
+    first = Machine(config)
+    try:
+        while b"B101 install" not in first.serial_transcript:  # into the program, past POST
+            assert first.run(max_instructions=20_000).reason == "limit"
+        state = first.save_state()
+        first.run(max_instructions=50_000_000)
+        expected = bytes(first.serial_transcript)
+    finally:
+        first.close()
+    second = Machine(config)
+    try:
+        second.serial_transcript[:] = expected[: state.serial_length]
+        second.load_state(state)
+        result = second.run(max_instructions=50_000_000)
+        assert bytes(second.serial_transcript) == expected
+        assert result.status == EXIT_STATUS
+    finally:
+        second.close()

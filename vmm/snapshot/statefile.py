@@ -25,7 +25,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from vmm.config import DiskConfig, MachineConfig
+from vmm.config import DiskConfig, MachineConfig, NicConfig
 from vmm.cpu.state import X86State
 from vmm.errors import ImageError
 from vmm.fileio import atomic_write
@@ -66,6 +66,9 @@ def config_to_dict(config: MachineConfig) -> dict:
         "kernel": path(config.kernel), "initrd": path(config.initrd), "append": config.append,
         "stage_entries": dict(config.stage_entries), "clock_mhz": config.clock_mhz, "rng_seed": config.rng_seed,
         "nvram": None if config.nvram is None else config.nvram.hex(), "boot_order": list(config.boot_order),
+        "machine": config.machine, "rng": config.rng, "rng_seed": config.rng_seed, "balloon": config.balloon,
+        "balloon_target_mb": config.balloon_target_mb,
+        "nics": [{"slot": n.slot, "connection": n.connection, "mac": n.mac} for n in config.nics],
     }  # fmt: skip
 
 
@@ -81,6 +84,11 @@ def config_from_dict(data: dict) -> MachineConfig:
         nvram=None if data["nvram"] is None else bytes.fromhex(data["nvram"]), boot_order=list(data["boot_order"]),
     )  # fmt: skip
     config.serial.kind = "none"
+    # The pc machine's PCI devices (absent in states written before it existed: isapc).
+    config.machine = data.get("machine", "isapc")
+    config.rng, config.rng_seed = data.get("rng", True), data.get("rng_seed")
+    config.balloon, config.balloon_target_mb = data.get("balloon", False), data.get("balloon_target_mb", 0)
+    config.nics = [NicConfig(n["slot"], n["connection"], n["mac"]) for n in data.get("nics", [])]
     return config
 
 

@@ -119,8 +119,7 @@ class MachineConfig:
         for disk in self.disks:
             if disk.slot not in IDE_SLOTS + FLOPPY_SLOTS + VIRTIO_DISK_SLOTS:
                 raise ConfigError(
-                    f"{disk.path}: no disk slot {disk.slot!r} (vmm has {', '.join(IDE_SLOTS + FLOPPY_SLOTS)}"
-                    f" and virtio0-virtio7)"
+                    f"{disk.path}: no disk slot {disk.slot!r} (vmm has {', '.join(IDE_SLOTS + FLOPPY_SLOTS)})"
                 )
             if disk.slot in slots:
                 raise ConfigError(f"two disks on slot {disk.slot}")

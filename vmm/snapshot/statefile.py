@@ -66,7 +66,7 @@ def config_to_dict(config: MachineConfig) -> dict:
         "kernel": path(config.kernel), "initrd": path(config.initrd), "append": config.append,
         "stage_entries": dict(config.stage_entries), "clock_mhz": config.clock_mhz, "rng_seed": config.rng_seed,
         "nvram": None if config.nvram is None else config.nvram.hex(), "boot_order": list(config.boot_order),
-        "machine": config.machine, "rng": config.rng, "rng_seed": config.rng_seed, "balloon": config.balloon,
+        "machine": config.machine, "rng": config.rng, "balloon": config.balloon,
         "balloon_target_mb": config.balloon_target_mb,
         "nics": [{"slot": n.slot, "connection": n.connection, "mac": n.mac} for n in config.nics],
     }  # fmt: skip
@@ -86,7 +86,7 @@ def config_from_dict(data: dict) -> MachineConfig:
     config.serial.kind = "none"
     # The pc machine's PCI devices (absent in states written before it existed: isapc).
     config.machine = data.get("machine", "isapc")
-    config.rng, config.rng_seed = data.get("rng", True), data.get("rng_seed")
+    config.rng = data.get("rng", True)
     config.balloon, config.balloon_target_mb = data.get("balloon", False), data.get("balloon_target_mb", 0)
     config.nics = [NicConfig(n["slot"], n["connection"], n["mac"]) for n in data.get("nics", [])]
     return config

@@ -3,7 +3,8 @@
 Source: OASIS virtio 1.1, 5.4 (entropy device): one request queue, no features, no
 configuration; the device writes random bytes into the buffers and reports how many.
 
-The bytes come from SHAKE-256 over the machine's seed and a request counter, so the same
+The bytes come from SHAKE-256 over the machine's seed (``rng_seed``, the one RDRAND's
+generator starts from; this is a stream of its own) and a request counter, so the same
 seed gives the same bytes at the same request on every run (DESIGN.md principle 3) and
 the state to save is two numbers. At most ``MAX_FILL`` bytes per request (5.4.6.1 lets
 the device write fewer than asked).
@@ -19,7 +20,7 @@ from vmm.memory import GuestMemory
 
 VIRTIO_ID_ENTROPY = 4
 MAX_FILL = 64 * 1024
-DEFAULT_SEED = 0x766D6D  # "vmm"
+DEFAULT_SEED = 0  # as MachineConfig.rng_seed
 
 
 class SeededStream:

@@ -5,7 +5,7 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux
+APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=

@@ -31,6 +31,9 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
     run.add_argument("--stage-kernel", metavar="ADDR|ELF",
                      help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
+    run.add_argument("--keys", choices=["auto", "ps2", "serial"], default="auto",
+                     help="where typed keys go: the PS/2 keyboard as scan codes, COM1 as bytes, or auto: "
+                          "COM1 once the guest enables its receive interrupt, else the keyboard")  # fmt: skip
     run.add_argument("--no-bios-serial", action="store_true",
                      help="the BIOS does not copy screen text to COM1 (it stops by itself once the guest "
                           "programs COM1)")  # fmt: skip
@@ -90,7 +93,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
         print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
     from vmm.cli.terminal import StdinFeeder
 
-    feeder = StdinFeeder(machine) if config.serial.kind == "stdio" else None
+    feeder = StdinFeeder(machine, args.keys) if config.serial.kind == "stdio" else None
     poll = feeder.poll if feeder else serial.poll
     pace = serial.interactive or bool(feeder and feeder.raw)
     gdb = None

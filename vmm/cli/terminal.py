@@ -1,7 +1,9 @@
 """The host keyboard and terminal while a guest runs with ``--serial stdio``.
 
-On a terminal, stdin goes raw (every key to the guest's COM1, as a serial terminal would
-send it) and Ctrl-] leaves, as in telnet; the terminal is restored when the run ends.
+On a terminal, stdin goes raw and Ctrl-] leaves, as in telnet; the terminal is restored
+when the run ends. Typed keys go to COM1 as a serial terminal sends them, or to the PS/2
+keyboard as scan codes (arrows, function keys, Esc, Ctrl and Alt too), as ``--keys`` and
+the guest decide (vmm.keys.KeyRouter).
 Standard input that is not a terminal (a pipe, a file, ``</dev/null``) is fed to the guest
 as typed lines, once the guest reads COM1; at its end the guest just gets no more input.
 """
@@ -17,8 +19,11 @@ CTRL_RIGHT_BRACKET = b"\x1d"
 class StdinFeeder:
     """Host keyboard → guest COM1 (raw terminal when stdin is a TTY)."""
 
-    def __init__(self, machine) -> None:
+    def __init__(self, machine, keys: str = "auto") -> None:
+        from vmm.keys import KeyRouter
+
         self.machine = machine
+        self.router = KeyRouter(machine, keys)
         self.fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         self.saved = None
         self.pending = bytearray()
@@ -61,7 +66,7 @@ class StdinFeeder:
             # guest that sets up its UART clears the receive FIFO, losing what came early.
             self.pending.extend(data.replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
             return
-        self.machine.send(data)
+        self.router.type(data)
 
     def close(self) -> None:
         if self.fd is not None:

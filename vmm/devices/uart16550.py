@@ -78,6 +78,11 @@ class Uart16550(Device):
         self._update_irq()
 
     @property
+    def receive_interrupt_enabled(self) -> bool:
+        """IER bit 0: the guest's driver takes received bytes by interrupt (a serial console)."""
+        return bool(self.ier & IER_ERBFI)
+
+    @property
     def listening(self) -> bool:
         """Whether the guest reads COM1 now (for host input that must not arrive before).
 

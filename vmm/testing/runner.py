@@ -59,6 +59,8 @@ def run_step(session: GuestSession, step: Step, snapshot_dir: Path) -> None:
             session.send(value.encode("latin-1"))
         except UnicodeEncodeError:
             session.send(value.encode())
+    elif kind == "send-keys":
+        session.send_keys(*value)
     elif kind == "stage":
         session.wait_stage(value, within)
     elif kind == "stages":

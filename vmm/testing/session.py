@@ -90,6 +90,14 @@ class GuestSession:
         self.log.append(("send", (data,)))
         self.machine.send(data)
 
+    def send_keys(self, *keys: str) -> None:
+        """Press keys on the PS/2 keyboard: each a key name as tmux spells it (``Up``,
+        ``F1``, ``Escape``, ``C-c``, ``M-x``) or, if it names no key, text typed as is."""
+        from vmm.keys import scancodes_for_keys
+
+        self.log.append(("send_keys", keys))
+        self.machine.kbc.key_scancodes(scancodes_for_keys(keys))
+
     def expect(self, pattern: str | bytes, within: Budget) -> re.Match[bytes]:
         """Run until ``pattern`` (a regex) appears in the serial output after the last match."""
         self.log.append(("expect", (pattern, within)))

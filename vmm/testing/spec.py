@@ -7,7 +7,7 @@ A file names the machine, then a list of steps run in order against one boot::
     [machine]                # paths are relative to this file
     image = "../../guests/build/toyos.img" # or bundle = "vm.vmx", or kernel = "k.elf"
     # bios = "rom.bin"  mem = "64M"  append = "..."  initrd = "..."  accel = "unicorn"
-    # disks = ["second.img"]
+    # disks = ["second.img"]  floppy = "a.img" (drive A:, booted first)
 
     [keep]                   # what a failure keeps (all on by default)
     state = true             # NAME.vmsn + NAME.vmem for `vmm step`
@@ -21,8 +21,13 @@ A file names the machine, then a list of steps run in order against one boot::
     [[step]]
     send = "echo hi\\r"      # typed on COM1, byte for byte
 
+    [[step]]
+    send-keys = ["Down", "Down", "Enter"]   # pressed on the PS/2 keyboard (tmux's key names)
+
 Step kinds (exactly one per step; ``within`` applies to those that run the guest):
-``expect`` (regex), ``send`` (text), ``stage`` (run until it is reached), ``stages``
+``expect`` (regex), ``send`` (text on COM1), ``send-keys`` (keys on the keyboard: a list
+of tmux key names such as "Up", "F1", "Escape", "C-c", "M-x"; an entry that names no key is
+typed as text), ``stage`` (run until it is reached), ``stages``
 (the timeline so far, in order), ``exit`` (run until the guest ends: a status number,
 or "halted" / "triple-fault"), ``screen`` (the VGA text contains this, waiting up to
 ``within``), ``serial_equals`` (the whole transcript equals a file, CR LF read as LF
@@ -45,9 +50,10 @@ from vmm.debug.stages import STAGES
 from vmm.errors import ConfigError
 from vmm.sizes import parse_count, parse_memory_mb
 
-STEP_KINDS = ("expect", "send", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
+STEP_KINDS = ("expect", "send", "send-keys", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
 STEP_MODIFIERS = {"within", "raw", "note"}
-MACHINE_KEYS = {"image", "bundle", "bios", "mem", "kernel", "append", "initrd", "accel", "disks", "stage_entries"}
+MACHINE_KEYS = {"image", "bundle", "bios", "mem", "kernel", "append", "initrd", "accel", "disks", "floppy",
+                "stage_entries"}  # fmt: skip
 KEEP_KEYS = {"state", "screenshot", "trace"}
 TOP_KEYS = {"name", "machine", "keep", "step", "timeout"}
 EXIT_WORDS = ("halted", "triple-fault")
@@ -155,6 +161,9 @@ def machine_config(table: dict, spec_path: Path) -> MachineConfig:
     disks = ([table["image"]] if "image" in table else []) + list(table.get("disks", []))
     for disk in disks:
         config.disks.append(DiskConfig(f"ide0:{len(config.disks)}", base / disk))
+    if "floppy" in table:
+        config.disks.append(DiskConfig("floppy0", base / table["floppy"], kind="floppy"))
+        config.boot_order = ["floppy", "hdd"]
     for key in ("bios", "kernel", "initrd"):
         if key in table:
             setattr(config, key, base / table[key])
@@ -196,8 +205,8 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
     if not isinstance(machine, dict):
         raise ConfigError(f"{path}: a [machine] table is required (image, bundle or kernel)")
     _only(machine, MACHINE_KEYS, f"{path}: [machine]")
-    if not {"image", "bundle", "kernel"} & machine.keys():
-        raise ConfigError(f"{path}: [machine] needs one of image, bundle or kernel")
+    if not {"image", "bundle", "kernel", "floppy"} & machine.keys():
+        raise ConfigError(f"{path}: [machine] needs one of image, bundle, kernel or floppy")
     keep_table = data.get("keep", {})
     _only(keep_table, KEEP_KEYS, f"{path}: [keep]")
     keep = Keep(**keep_table)
@@ -239,6 +248,14 @@ def _parse_step(raw: object, index: int, path: Path) -> Step:
             re.compile(value.encode("latin-1"))
         except (re.error, UnicodeEncodeError) as exc:
             raise ConfigError(f"{where}: expect = {value!r} is not a usable regex: {exc}") from None
+    if kind == "send-keys":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(k, str) and k for k in value):
+            raise ConfigError(f"{where}: send-keys must be a list of key names, e.g. [\"Up\", \"Enter\"]")
+        from vmm.keys import scancodes_for_keys
+
+        scancodes_for_keys(value)  # every entry is a key or typeable text
     if kind == "snapshot" and not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
         raise ConfigError(f"{where}: snapshot name {value!r} must be letters, digits, '.', '_' or '-'")
     if kind == "stage" and value not in STAGES:

@@ -91,5 +91,5 @@ def test_a_bad_file_stops_before_anything_runs(tmp_path: Path, capsys) -> None:
     assert main(["test", str(bad)]) == 2
     assert (
         capsys.readouterr().err.strip() == f"vmm: {bad}: step 1: unknown key 'wait' "
-        "(known: exit, expect, note, raw, run, screen, send, serial_equals, snapshot, stage, stages, within)"
+        "(known: exit, expect, note, raw, run, screen, send, send-keys, serial_equals, snapshot, stage, stages, within)"
     )

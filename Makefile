@@ -5,16 +5,16 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux
+APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps venv firmware guests test-images run test bench lint clean
+.PHONY: all setup system-deps venv unicorn firmware guests test-images run test bench lint clean
 
 all: setup firmware guests
 
-setup: system-deps venv
+setup: system-deps venv unicorn
 
 # Debian packages the suite drives as references (QEMU, qemu-img, gdb). Installed only
 # when missing; needs root or sudo.
@@ -36,6 +36,38 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# libunicorn built from the unicorn 2.1.4 source distribution on PyPI (the binding stays the
+# pinned wheel) with vmm's patches (csrc/unicorn/*.patch, each says why), x86 only, and put
+# in place of the wheel's copy of libunicorn.so.2 in the .venv. Rebuilt only when the
+# source or a patch changes (about a minute on 2 cores).
+UNICORN_VERSION := 2.1.4
+UNICORN_SHA256 := 00567a70e323f749b419cd86bee4f9115beab7ebba32194581c090cbb7c59cff
+UNICORN_DIR := build/unicorn
+UNICORN_SDIST := $(UNICORN_DIR)/unicorn-$(UNICORN_VERSION).tar.gz
+UNICORN_PATCHES := $(sort $(wildcard csrc/unicorn/*.patch))
+UNICORN_LIB := $(UNICORN_DIR)/lib/libunicorn.so.2
+
+$(UNICORN_SDIST): | $(VENV)/.installed
+	mkdir -p $(UNICORN_DIR)/download
+	$(BIN)/pip download -q --no-deps --no-binary :all: -d $(UNICORN_DIR)/download unicorn==$(UNICORN_VERSION)
+	echo "$(UNICORN_SHA256)  $(UNICORN_DIR)/download/unicorn-$(UNICORN_VERSION).tar.gz" | sha256sum -c --quiet
+	mv $(UNICORN_DIR)/download/unicorn-$(UNICORN_VERSION).tar.gz $@
+
+$(UNICORN_LIB): $(UNICORN_SDIST) $(UNICORN_PATCHES)
+	rm -rf $(UNICORN_DIR)/src $(UNICORN_DIR)/cmake
+	mkdir -p $(UNICORN_DIR)/src $(@D)
+	tar xzf $(UNICORN_SDIST) --no-same-owner --strip-components=1 -C $(UNICORN_DIR)/src
+	for p in $(UNICORN_PATCHES); do patch -s -p1 -d $(UNICORN_DIR)/src < $$p || exit 1; done
+	@echo "building libunicorn $(UNICORN_VERSION) (x86) with $(words $(UNICORN_PATCHES)) patches; log in $(UNICORN_DIR)/build.log"
+	cmake -S $(UNICORN_DIR)/src/src -B $(UNICORN_DIR)/cmake -DCMAKE_BUILD_TYPE=Release -DUNICORN_ARCH=x86 \
+	  -DUNICORN_BUILD_TESTS=OFF -DUNICORN_INSTALL=OFF -DUNICORN_LEGACY_STATIC_ARCHIVE=OFF > $(UNICORN_DIR)/build.log
+	cmake --build $(UNICORN_DIR)/cmake --target unicorn -j2 >> $(UNICORN_DIR)/build.log
+	cp $(UNICORN_DIR)/cmake/libunicorn.so.2 $@.tmp && mv $@.tmp $@
+
+unicorn: $(UNICORN_LIB) $(VENV)/.installed
+	@dest=$$($(BIN)/python -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("unicorn").origin).parent / "lib" / "libunicorn.so.2")'); \
+	cmp -s $(UNICORN_LIB) $$dest || { cp $(UNICORN_LIB) $$dest.tmp && mv $$dest.tmp $$dest && echo "patched libunicorn installed as $$dest"; }
 
 firmware: setup
 	$(MAKE) -C firmware

@@ -41,15 +41,16 @@ ffibuilder.cdef(
     extern "Python" uint64_t vmm_py_mmio_read(void *handle, uint64_t addr, int size);
     extern "Python" void vmm_py_mmio_write(void *handle, uint64_t addr, int size, uint64_t value);
     extern "Python" int vmm_py_inta(void *handle);
+    int vmm_report_core_crashes(void);
     """
 )
 ffibuilder.set_source(
     "vmm._uc_glue",
-    '#include "uc_glue.c"',
+    '#include "uc_glue.c"\n#include "crash_report.c"',
     include_dirs=[str(HERE), _unicorn_include()],
     libraries=["dl"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
-    depends=[str(HERE / "uc_glue.c"), str(HERE / "uc_glue.h")],
+    depends=[str(HERE / "uc_glue.c"), str(HERE / "uc_glue.h"), str(HERE / "crash_report.c")],
 )
 
 if __name__ == "__main__":

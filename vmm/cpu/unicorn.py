@@ -13,6 +13,7 @@ led to it (the machine then resets or stops, as configured).
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,10 @@ class UnicornCpu(UnicornState):
         if glue == ffi.NULL:
             raise CpuError(f"unicorn self-check failed: {ffi.string(err).decode()}")
         self._g = glue
+        if not faulthandler.is_enabled():
+            # One line instead of a silent SIGSEGV if the CPU core crashes (under pytest
+            # or python -X faulthandler, Python's own traceback dump stays in charge).
+            lib.vmm_report_core_crashes()
         self._g.py_handle = self._handle
         self._g.tsc_per_insn = max(1, TSC_MHZ // clock_mhz)
         self._map_regions()

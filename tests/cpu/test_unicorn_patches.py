@@ -1,0 +1,130 @@
+"""vmm's patched libunicorn (csrc/unicorn/*.patch, built by `make`): the x87 block that
+crashed Unicorn 2.1.4, stores that no longer take the slow path but still catch
+self-modifying code, and a CPU-core crash reported in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cpu.rom import assemble_rom
+from tests.cpu.test_unicorn_backend import make_cpu
+from vmm.cpu.base import StopReason
+
+VMM = Path(sys.executable).with_name("vmm")
+EXIT_PASS = 33  # (PASS << 1) | 1 through the isa-debug-exit port
+
+X87_BLOCK = """
+    fninit
+    .rept 1500
+    fld st(0)
+    fxch st(3)
+    fadd st, st(2)
+    .endr
+    mov al, PASS
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_a_long_block_of_x87_register_instructions_runs_to_completion(tmp_path):
+    # ~300 consecutive x87 register instructions overran TCG's temporaries and killed
+    # Unicorn 2.1.4 (and vmm with it) with SIGSEGV; run in a child so a crash is a failure.
+    rom = tmp_path / "x87.bin"
+    rom.write_bytes(assemble_rom(X87_BLOCK))
+    result = subprocess.run([str(VMM), "run", "--bios", str(rom), "--serial", "none"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (result.returncode, result.stderr) == (EXIT_PASS, "")
+
+
+def test_x87_block_counts_every_instruction():
+    cpu, _, _ = make_cpu(X87_BLOCK)
+    assert cpu.run(10**7).reason == StopReason.REQUESTED
+    # far jmp, fninit, 3 * 1500 x87 instructions and the last block (mov, out, hlt):
+    # instructions are counted per translated block, as the block is entered.
+    assert cpu.instructions == 1 + 1 + 3 * 1500 + 3
+
+
+STORES = """
+    xor ax, ax
+    mov ds, ax
+    mov edx, 20
+2:  mov esi, 0x10000
+    mov ecx, 0x4000
+1:  add dword ptr [esi], ecx
+    xor dword ptr [esi + 4], edx
+    add esi, 8
+    dec ecx
+    jnz 1b
+    dec edx
+    jnz 2b
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_store_heavy_guest_keeps_its_instruction_count_and_results():
+    cpu, _, memory = make_cpu(STORES)
+    assert cpu.run(10**8).reason == StopReason.REQUESTED
+    # The same count as on the PyPI wheel's unpatched libunicorn.
+    assert cpu.instructions == 1_638_487
+    first = int.from_bytes(memory.read(0x10000, 4), "little")
+    second = int.from_bytes(memory.read(0x10004, 4), "little")
+    assert (first, second) == (20 * 0x4000, 20)  # 20 ^ 19 ^ ... ^ 1 == 20
+    last = int.from_bytes(memory.read(0x10000 + 8 * 0x3FFF, 4), "little")
+    assert last == 20 * 1
+
+
+SELF_MODIFYING = """
+    xor ax, ax
+    mov ds, ax
+    mov es, ax
+    # Copy `mov al, 0x11; retf` to 0x7000 and call it: its page now holds code.
+    mov dword ptr [0x7000], 0x90CB11B0
+    lcall 0x0000, 0x7000
+    mov bl, al
+    # A store from another block to the same page rewrites the immediate.
+    mov byte ptr [0x7001], 0x22
+    lcall 0x0000, 0x7000
+    mov bh, al
+    # A store into the block that is running: the next instruction changes.
+    mov byte ptr cs:[patched + 1], 0x33
+patched:
+    mov cl, 0x44
+    mov al, bl
+    out 0xE9, al
+    mov al, bh
+    out 0xE9, al
+    mov al, cl
+    out 0xE9, al
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_stores_into_translated_code_still_take_effect():
+    # The ROM is a writable shadow at F0000 (vmm has no chipset write protection), so
+    # the running block can patch itself.
+    cpu, platform, _ = make_cpu(SELF_MODIFYING)
+    assert cpu.run(10**6).reason == StopReason.REQUESTED
+    assert platform.bytes_to(0xE9) == b"\x11\x22\x33"
+
+
+def test_a_crash_of_the_cpu_core_is_reported_in_one_line():
+    # What a SIGSEGV inside libunicorn looks like to the user: one line on stderr, and
+    # the process still dies of the signal.
+    child = (
+        "import os, signal\n"
+        "from tests.cpu.test_unicorn_backend import make_cpu, LOOP\n"
+        "cpu, _, _ = make_cpu(LOOP)\n"
+        "os.kill(os.getpid(), signal.SIGSEGV)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert result.returncode == -11
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vmm: fatal: the process died of SIGSEGV")

@@ -41,6 +41,7 @@ ffibuilder.cdef(
     extern "Python" uint64_t vmm_py_mmio_read(void *handle, uint64_t addr, int size);
     extern "Python" void vmm_py_mmio_write(void *handle, uint64_t addr, int size, uint64_t value);
     extern "Python" int vmm_py_inta(void *handle);
+    extern "Python" void vmm_py_data_done(void *handle, uint32_t moved);
     int vmm_report_core_crashes(void);
     """
 )

@@ -44,6 +44,7 @@ static void vmm_py_io_out(void *handle, uint32_t port, int size, uint32_t value)
 static uint64_t vmm_py_mmio_read(void *handle, uint64_t addr, int size);
 static void vmm_py_mmio_write(void *handle, uint64_t addr, int size, uint64_t value);
 static int vmm_py_inta(void *handle);
+static void vmm_py_data_done(void *handle, uint32_t moved);
 
 /* ---- QEMU constants (target/i386/cpu.h of QEMU 5.0, the base of Unicorn 2) ---- */
 #define CPU_INTERRUPT_HARD 0x0002
@@ -345,10 +346,38 @@ static bool hook_invalid(uc_engine *uc, void *user)
     return true;
 }
 
+/* ---- the data window: string port I/O of a device served natively ---- */
+
+static void data_window_done(struct vmm_glue *g)
+{
+    uint32_t moved = g->data_moved;
+    g->data_port = 0x10000;
+    g->data_moved = 0;
+    vmm_py_data_done(g->py_handle, moved); /* the device may give the next block */
+}
+
+static inline int data_window_fits(struct vmm_glue *g, uint32_t port, int size, int writing)
+{
+    return port == g->data_port && g->data_writing == writing && g->data_pos + (uint32_t)size <= g->data_len;
+}
+
 static uint32_t hook_in(uc_engine *uc, uint32_t port, int size, void *user)
 {
     struct vmm_glue *g = user;
     (void)uc;
+    if (port == g->data_port) {
+        if (!data_window_fits(g, port, size, 0))
+            data_window_done(g);
+        if (data_window_fits(g, port, size, 0)) {
+            uint32_t value = 0;
+            memcpy(&value, g->data_buf + g->data_pos, (size_t)size); /* little-endian host */
+            g->data_pos += (uint32_t)size;
+            g->data_moved += (uint32_t)size;
+            if (g->data_pos == g->data_len)
+                data_window_done(g);
+            return value;
+        }
+    }
     return vmm_py_io_in(g->py_handle, port, size);
 }
 
@@ -356,6 +385,18 @@ static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, voi
 {
     struct vmm_glue *g = user;
     (void)uc;
+    if (port == g->data_port) {
+        if (!data_window_fits(g, port, size, 1))
+            data_window_done(g);
+        if (data_window_fits(g, port, size, 1)) {
+            memcpy(g->data_buf + g->data_pos, &value, (size_t)size);
+            g->data_pos += (uint32_t)size;
+            g->data_moved += (uint32_t)size;
+            if (g->data_pos == g->data_len)
+                data_window_done(g);
+            return;
+        }
+    }
     vmm_py_io_out(g->py_handle, port, size, value);
 }
 
@@ -757,6 +798,7 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
     g->delivering = -1;
     g->deadline = ~0ull;
     g->break_pc = ~0ull;
+    g->data_port = 0x10000; /* no data window */
     g->tsc_per_insn = 1;
     g->hide_apic = 1;
     g->table = calloc(ICOUNT_SLOTS, sizeof(struct icount_slot));

@@ -61,6 +61,17 @@ struct vmm_glue {
     uint64_t rng_state;
     uint64_t random_reads;             /* RDRAND/RDSEED executed */
     void *py_handle;                   /* the owning Python backend */
+    /* A device's data port served from its block buffer (ATA PIO): IN/OUT of data_port
+     * of a size that fits move bytes between the guest and data_buf[data_pos, data_len)
+     * with no Python; vmm_py_data_done reports the bytes moved (data_moved) once, when
+     * the block is used up, when an access does not fit, or at the end of a run.
+     * data_port > 0xFFFF: no window. */
+    uint32_t data_port;
+    int data_writing;
+    uint8_t *data_buf;
+    uint32_t data_pos;
+    uint32_t data_len;
+    uint32_t data_moved;
     /* private to the C side */
     void *uc;
     void *cs;

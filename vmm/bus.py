@@ -99,6 +99,24 @@ class IoBus:
             for observer in self.observers:
                 observer("out", port, size, value)
 
+    def read_string(self, port: int, size: int, count: int) -> bytes:
+        """``count`` reads of ``size`` bytes (``rep ins``): one call into a device that
+        serves strings (``io_read_string``), else (or while observers watch every
+        access) one read each."""
+        device = self._devices[port & 0xFFFF]
+        if device is not None and hasattr(device, "io_read_string") and not self.observers:
+            return device.io_read_string(port & 0xFFFF, size, count)
+        return b"".join(self.read(port, size).to_bytes(size, "little") for _ in range(count))
+
+    def write_string(self, port: int, size: int, data: bytes) -> None:
+        """The writes of a ``rep outs``: ``len(data) // size`` values of ``size`` bytes."""
+        device = self._devices[port & 0xFFFF]
+        if device is not None and hasattr(device, "io_write_string") and not self.observers:
+            device.io_write_string(port & 0xFFFF, size, data)
+            return
+        for at in range(0, len(data) - size + 1, size):
+            self.write(port, size, int.from_bytes(data[at : at + size], "little"))
+
 
 @dataclass(frozen=True)
 class MmioWindow:
@@ -167,4 +185,6 @@ class BusPlatform:
         self.io_write = io.write
         self.mmio_read = mmio.read
         self.mmio_write = mmio.write
+        self.io_read_string = io.read_string
+        self.io_write_string = io.write_string
         self.interrupt_acknowledge = interrupt_acknowledge

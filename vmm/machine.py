@@ -92,6 +92,7 @@ class Machine(MachineApi):
         self.cpu = (cpu_factory or self._default_cpu)(self)
         # The 8259A's INTR output drives the CPU's input directly (no stop in Machine).
         self.pic.on_output = self.cpu.set_irq_line
+        self._attach_data_window()
         self.clock.attach(lambda: self.cpu.instructions)
         self.clock.on_arm = self._on_timer_armed
         self.power_on()
@@ -233,7 +234,13 @@ class Machine(MachineApi):
         """Call ``observer(in|out, port, size, value)`` after each port access; returns
         the function that removes it. Costs nothing while no observer is attached."""
         self.io.observers.append(observer)
-        return lambda: self.io.observers.remove(observer)
+        self._attach_data_window()  # observers see every word: no native data window
+
+        def remove() -> None:
+            self.io.observers.remove(observer)
+            self._attach_data_window()
+
+        return remove
 
     def observe_mmio(self, observer: Observer) -> Callable[[], None]:
         """As observe_io, for accesses that reach the MMIO bus (read|write, address...)."""
@@ -455,7 +462,18 @@ class Machine(MachineApi):
         self.cpu.tsc_offset = tsc
         self.cpu.entropy_state = entropy
         self.cpu.set_irq_line(self.pic.output)
+        self._attach_data_window()
         self._arm_stage_watch()
+
+    def _attach_data_window(self) -> None:
+        """Let a backend that can (Unicorn) serve the ATA data port from the device's
+        block buffer natively; others take string I/O through io_read_string."""
+        serve = getattr(self.cpu, "serve_data_port", None)
+        if serve is None or self.io.observers:
+            self.ata.attach_data_window(None)
+            return
+        done = self.ata.data_window_done
+        self.ata.attach_data_window(lambda port, buf, position, writing: serve(port, buf, position, writing, done))
 
     # ---- whole-machine state (DESIGN.md principle 4) ----
 

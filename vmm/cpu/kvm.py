@@ -264,7 +264,16 @@ class KvmCpu(KvmVm, KvmState):
         if offset + size * count > self._run_size:
             raise CpuError(f"KVM reported I/O data outside kvm_run ({offset:#x}+{size * count:#x})")
         data = self._run_bytes
-        if io.direction == lib.KVM_EXIT_IO_OUT:
+        if count > 1 and hasattr(platform, "io_read_string"):
+            # A string instruction (rep ins/outs): KVM hands over up to a page of it at
+            # once, and the platform takes it in one call.
+            end = offset + size * count
+            if io.direction == lib.KVM_EXIT_IO_OUT:
+                platform.io_write_string(port, size, bytes(data[offset:end]))
+            else:
+                got = platform.io_read_string(port, size, count)[: end - offset]
+                data[offset:end] = got.ljust(end - offset, b"\xff")
+        elif io.direction == lib.KVM_EXIT_IO_OUT:
             for i in range(count):
                 at = offset + i * size
                 platform.io_write(port, size, int.from_bytes(data[at : at + size], "little"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,8 @@ class UnicornCpu(UnicornState):
         self._running = False
         self._block_run = False  # inside run(): limit_run() may shorten the deadline
         self._seg = ffi.new("struct vmm_seg *")
+        self._data_cbuf = None  # the data window's buffer, pinned while the glue serves it
+        self._data_done: Callable[[int], None] | None = None
         err = ffi.new("char[]", 512)
         libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
         uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
@@ -188,6 +191,31 @@ class UnicornCpu(UnicornState):
         if self._block_run and instructions < self._g.deadline:
             self._g.deadline = instructions
 
+    def serve_data_port(self, port: int, buffer: bytearray | None, position: int, writing: bool,
+                        done: Callable[[int], None]) -> None:  # fmt: skip
+        """Serve IN (or, ``writing``, OUT) of ``port`` natively from ``buffer[position:]``
+        until it is used up; ``done(bytes moved)`` is called once then, before any access
+        that does not fit, and at the end of a run. ``buffer`` None: no window."""
+        g = self._g
+        g.data_port = 0x10000
+        g.data_moved = 0
+        self._data_cbuf = None
+        if buffer is None:
+            return
+        self._data_cbuf = ffi.from_buffer(buffer)
+        self._data_done = done
+        g.data_buf = ffi.cast("uint8_t *", self._data_cbuf)
+        g.data_pos, g.data_len, g.data_writing = position, len(buffer), int(writing)
+        g.data_port = port
+
+    def _settle_data_window(self) -> None:
+        """Report what the glue moved through the data window (run() returns: the device
+        state must be whole for whoever looks at it next)."""
+        g = self._g
+        if g.data_moved and self._data_done is not None:
+            moved, g.data_moved, g.data_port = g.data_moved, 0, 0x10000
+            self._data_done(moved)
+
     def run(self, max_instructions: int) -> RunResult:
         g = self._g
         g.deadline = g.insns + max(1, max_instructions)
@@ -262,6 +290,7 @@ class UnicornCpu(UnicornState):
             return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
         finally:
             self._running = False
+            self._settle_data_window()
         if self._a20_pending is not None:
             self._apply_a20()
         if self._error is not None:
@@ -450,6 +479,16 @@ def vmm_py_mmio_write(handle, addr, size, value):
     cpu = _backend(handle)
     try:
         cpu.platform.mmio_write(addr, size, value)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(cpu, exc)
+
+
+@ffi.def_extern()
+def vmm_py_data_done(handle, moved):
+    cpu = _backend(handle)
+    try:
+        if cpu._data_done is not None:
+            cpu._data_done(moved)
     except BaseException as exc:  # noqa: BLE001
         _fail(cpu, exc)
 

@@ -12,8 +12,14 @@ task-file register is the value written before the last), CHS translated with th
 drive's current geometry, PIO transfers through 16- and 32-bit data-port accesses one
 DRQ block at a time (so at most MAX_MULTIPLE sectors are buffered whatever the guest
 asks), nIEN, SRST, status BSY/DRDY/DF/DSC/DRQ/ERR and error ABRT/IDNF.
-An out-of-range sector or a failing disk ends the command with ERR and IDNF; an unknown
-command, or one for a packet device, with ERR and ABRT. Commands complete instantly:
+Each command is decoded and checked once into a ``Request`` before any work (the whole
+sector range included): an out-of-range address ends it with ERR and IDNF before any data
+moves, an unknown command, or one for a packet device, with ERR and ABRT; a failing host
+read ends it with ERR and UNC, a failing host write with ERR and ABRT.
+The data port moves whole DRQ blocks: ``io_read_string``/``io_write_string`` serve a
+``rep insw``/``rep outsw`` at once (KVM exits), and ``on_data_window`` hands the CPU
+backend the block buffer so it serves the words natively (Unicorn) and reports back once
+per block through ``data_window_done``. Commands complete instantly:
 BSY is never seen. Not emulated: DMA (bus-master IDE), ATAPI (IDENTIFY PACKET DEVICE is
 aborted, as a disk does), power management, SMART, security, the secondary channel.
 """
@@ -99,6 +105,26 @@ class Transfer:
     buffer: bytearray = field(default_factory=bytearray)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One ATA command, decoded and validated once, before any work is done."""
+
+    kind: str  # "read", "write", "verify", "identify", "flush", "set-multiple", "geometry",
+    #            "diagnostic", "power-mode", "accept"
+    lba: int = 0
+    count: int = 0
+    per_block: int = 1
+    lba48: bool = False
+
+
+class RequestError(Exception):
+    """A command refused at decoding: the error register bits and, for IDNF, the sector."""
+
+    def __init__(self, error: int, lba: int | None = None, lba48: bool = False) -> None:
+        super().__init__(error)
+        self.error, self.lba, self.lba48 = error, lba, lba48
+
+
 class AtaController(Device):
     """One ATA channel with up to two disks."""
 
@@ -112,6 +138,11 @@ class AtaController(Device):
         self.base, self.control_port = base, control
         self.ports = [(base, 8), (control, 1)]
         self.model, self.firmware = model, firmware
+        # Set by the machine when the CPU backend serves data-port words natively: called
+        # with (port, buffer, position, writing) when a DRQ block is ready, (port, None,
+        # 0, False) when none is.
+        self.on_data_window: Callable[[int, bytearray | None, int, bool], None] | None = None
+        self._window: tuple[int, int] | None = None  # (id of buffer, position) published
         self.reset()
 
     def reset(self) -> None:
@@ -121,6 +152,7 @@ class AtaController(Device):
         self._lba48 = False  # the addressing of the transfer in progress
         self.irq_pending = False
         self._update_irq()
+        self._publish_window()
 
     # ---- helpers ----
 
@@ -190,6 +222,52 @@ class AtaController(Device):
 
     # ---- commands ----
 
+    def _decode(self, command: int, disk: BlockDevice) -> Request:
+        """The command in the task file as a checked Request; RequestError if refused."""
+        if command in READ_COMMANDS or command in WRITE_COMMANDS:
+            lba48, multiple = READ_COMMANDS.get(command) or WRITE_COMMANDS[command]
+            reading = command in READ_COMMANDS
+            per_block = self.drive.multiple if multiple else 1
+            if per_block == 0:
+                raise RequestError(ABRT)  # READ/WRITE MULTIPLE before SET MULTIPLE MODE
+            if not reading and disk.read_only:
+                raise RequestError(ABRT)
+            lba, count = self._checked_range(disk, lba48)
+            return Request("read" if reading else "write", lba, count, per_block, lba48)
+        if command in VERIFY_COMMANDS:
+            lba48 = VERIFY_COMMANDS[command]
+            lba, count = self._checked_range(disk, lba48)
+            return Request("verify", lba, count, lba48=lba48)
+        if command == 0xEC:
+            return Request("identify")
+        if command == 0xC6:  # SET MULTIPLE MODE
+            count = self.task.nsector
+            if count > MAX_MULTIPLE or count & (count - 1):
+                raise RequestError(ABRT)
+            return Request("set-multiple", count=count)
+        if command == 0x91:  # INITIALIZE DEVICE PARAMETERS
+            if self.task.nsector == 0:
+                raise RequestError(ABRT)
+            return Request("geometry")
+        if command in (0xE7, 0xEA):  # FLUSH CACHE (EXT)
+            return Request("flush")
+        if command == 0x90:
+            return Request("diagnostic")
+        if command == 0xE5:
+            return Request("power-mode")
+        if command in NO_DATA_OK:
+            return Request("accept")  # SET FEATURES, idle/standby, recalibrate, seek
+        raise RequestError(ABRT)  # includes IDENTIFY PACKET DEVICE and DEVICE RESET
+
+    def _checked_range(self, disk: BlockDevice, lba48: bool) -> tuple[int, int]:
+        """The command's first sector and count, all of them on the disk."""
+        lba, count = self._address(lba48), self._count(lba48)
+        if lba is None:
+            raise RequestError(IDNF)
+        if lba + count > disk.capacity:
+            raise RequestError(IDNF, max(lba, disk.capacity), lba48)  # the first sector not found
+        return lba, count
+
     def _execute(self, command: int) -> None:
         disk = self.disk
         if disk is None:
@@ -197,75 +275,57 @@ class AtaController(Device):
         self.irq_pending = False
         self._update_irq()
         self.transfer = Transfer()
-        if command in READ_COMMANDS or command in WRITE_COMMANDS:
-            lba48, multiple = READ_COMMANDS.get(command) or WRITE_COMMANDS[command]
-            self._start_pio(command in READ_COMMANDS, lba48, multiple)
-        elif command in VERIFY_COMMANDS:
-            self._verify(VERIFY_COMMANDS[command])
-        elif command == 0xEC:
-            self._start_data_in(self._identify(disk), 0)
-        elif command == 0xC6:
-            self._set_multiple()
-        elif command == 0x91:  # INITIALIZE DEVICE PARAMETERS
-            if self.task.nsector == 0:
-                self._finish(ABRT)
+        try:
+            request = self._decode(command, disk)
+        except RequestError as refused:
+            if refused.lba is not None:
+                self._set_address(refused.lba, refused.lba48)
+            self._finish(refused.error)
+            return
+        kind = request.kind
+        if kind in ("read", "write"):
+            self.transfer = Transfer("in" if kind == "read" else "out", request.lba, request.count, 0,
+                                     request.per_block)  # fmt: skip
+            self._lba48 = request.lba48
+            if kind == "read":
+                self._next_read_block()
             else:
-                self.drive.heads = (self.task.select & 0x0F) + 1
-                self.drive.sectors_per_track = self.task.nsector
-                self._finish()
-        elif command in (0xE7, 0xEA):  # FLUSH CACHE (EXT)
+                self._next_write_block(first=True)
+        elif kind == "identify":
+            self._start_data_in(self._identify(disk), 0)
+        elif kind == "set-multiple":
+            self.drive.multiple = request.count
+            self._finish()
+        elif kind == "geometry":
+            self.drive.heads = (self.task.select & 0x0F) + 1
+            self.drive.sectors_per_track = self.task.nsector
+            self._finish()
+        elif kind == "flush":
             try:
                 disk.flush()
             except (DiskError, OSError):
                 self._finish(ABRT)
             else:
                 self._finish()
-        elif command == 0x90:  # EXECUTE DEVICE DIAGNOSTIC
+        elif kind == "diagnostic":
             self._signature()
             self._interrupt()
-        elif command == 0xE5:  # CHECK POWER MODE: active
-            self.task.nsector = 0xFF
+        elif kind == "power-mode":
+            self.task.nsector = 0xFF  # active
             self._finish()
-        elif command in NO_DATA_OK:
-            self._finish()  # SET FEATURES, idle/standby, recalibrate, seek: accepted
-        else:
-            self._finish(ABRT)  # includes IDENTIFY PACKET DEVICE and DEVICE RESET
-
-    def _range_ok(self, disk: BlockDevice, lba: int | None, count: int) -> bool:
-        return lba is not None and 0 <= lba and lba + count <= disk.capacity
-
-    def _start_pio(self, reading: bool, lba48: bool, multiple: bool) -> None:
-        per_block = self.drive.multiple if multiple else 1
-        if per_block == 0:
-            self._finish(ABRT)  # READ/WRITE MULTIPLE before SET MULTIPLE MODE
-            return
-        lba = self._address(lba48)
-        count = self._count(lba48)
-        if lba is None:
-            self._finish(IDNF)
-            return
-        self.transfer = Transfer("in" if reading else "out", lba, count, 0, per_block)
-        self._lba48 = lba48
-        if reading:
-            self._next_read_block()
-        else:
-            if self.disk is not None and self.disk.read_only:
-                self._finish(ABRT)
-                return
-            self._next_write_block(first=True)
+        else:  # "verify" (the range is checked) and the accepted no-data commands
+            self._finish()
 
     def _next_read_block(self) -> None:
         xfer, disk = self.transfer, self.disk
         n = min(xfer.remaining, xfer.per_block)
-        if disk is None or not self._range_ok(disk, xfer.lba, n):
-            self._set_address(xfer.lba, self._lba48)
-            self._finish(IDNF)
-            return
         try:
+            if disk is None:
+                raise DiskError("the drive went away")
             data = disk.read(xfer.lba, n)
         except (DiskError, OSError):
             self._set_address(xfer.lba, self._lba48)
-            self._finish(IDNF)
+            self._finish(UNC)
             return
         self._start_data_in(data, n)
 
@@ -287,17 +347,24 @@ class AtaController(Device):
         if not first:
             self._interrupt()  # PIO data-out: no interrupt before the first block
 
-    def _block_done(self) -> None:
+    def _write_block(self) -> bool:
+        """Write the DRQ block just received; on a host failure end the command with an
+        error status for the guest (ERR, ABRT) and answer False."""
         xfer, disk = self.transfer, self.disk
-        if xfer.direction == "out":
-            try:
-                if disk is None or not self._range_ok(disk, xfer.lba, xfer.block):
-                    raise DiskError("outside the disk")
-                disk.write(xfer.lba, bytes(xfer.buffer))
-            except (DiskError, OSError):
-                self._set_address(xfer.lba, self._lba48)
-                self._finish(IDNF)
-                return
+        try:
+            if disk is None:
+                raise DiskError("the drive went away")
+            disk.write(xfer.lba, bytes(xfer.buffer))
+        except (DiskError, OSError):
+            self._set_address(xfer.lba, self._lba48)
+            self._finish(ABRT)
+            return False
+        return True
+
+    def _block_done(self) -> None:
+        xfer = self.transfer
+        if xfer.direction == "out" and not self._write_block():
+            return
         xfer.lba += xfer.block
         if xfer.block:
             self._set_address(xfer.lba - 1, self._lba48)
@@ -311,24 +378,6 @@ class AtaController(Device):
             self._next_write_block()
         else:
             self._next_read_block()
-
-    def _verify(self, lba48: bool) -> None:
-        lba, count = self._address(lba48), self._count(lba48)
-        if self.disk is None or not self._range_ok(self.disk, lba, count):
-            self._finish(IDNF)
-        else:
-            self._finish()
-
-    def _set_multiple(self) -> None:
-        count = self.task.nsector
-        if count == 0:
-            self.drive.multiple = 0
-        elif count > MAX_MULTIPLE or count & (count - 1):
-            self._finish(ABRT)
-            return
-        else:
-            self.drive.multiple = count
-        self._finish()
 
     def _identify(self, disk: BlockDevice) -> bytes:
         """IDENTIFY DEVICE data (ATA/ATAPI-7 table 16)."""
@@ -400,6 +449,91 @@ class AtaController(Device):
         if xfer.position >= len(xfer.buffer):
             self._block_done()
 
+    def io_read_string(self, port: int, size: int, count: int) -> bytes:
+        """``count`` reads of ``size`` bytes (``rep ins``) at once: whole runs of the DRQ
+        block are copied, so a sector costs one call, not one per word."""
+        size = max(1, min(size, 4))
+        if port != self.base:
+            return b"".join(self.io_read(port, size).to_bytes(size, "little") for _ in range(count))
+        out = bytearray()
+        while count:
+            xfer = self.transfer
+            if xfer.direction != "in" or not self.drive.status & DRQ:
+                out += b"\xff" * (size * count)
+                break
+            words = min(count, (len(xfer.buffer) - xfer.position) // size)
+            if words == 0:  # an access straddles the block's end
+                out += self._data_read(size).to_bytes(size, "little")
+                count -= 1
+                continue
+            end = xfer.position + words * size
+            out += xfer.buffer[xfer.position : end]
+            xfer.position = end
+            count -= words
+            if end >= len(xfer.buffer):
+                self._block_done()
+        self._publish_window()
+        return bytes(out)
+
+    def io_write_string(self, port: int, size: int, data: bytes) -> None:
+        """The writes of a ``rep outs`` (``len(data) // size`` of them) at once."""
+        size = max(1, min(size, 4))
+        if port != self.base:
+            for at in range(0, len(data) - size + 1, size):
+                self.io_write(port, size, int.from_bytes(data[at : at + size], "little"))
+            return
+        at = 0
+        while len(data) - at >= size:
+            xfer = self.transfer
+            if xfer.direction != "out" or not self.drive.status & DRQ:
+                break  # the rest is dropped, as word by word
+            words = min((len(data) - at) // size, (len(xfer.buffer) - xfer.position) // size)
+            if words == 0:
+                self._data_write(size, int.from_bytes(data[at : at + size], "little"))
+                at += size
+                continue
+            xfer.buffer[xfer.position : xfer.position + words * size] = data[at : at + words * size]
+            xfer.position += words * size
+            at += words * size
+            if xfer.position >= len(xfer.buffer):
+                self._block_done()
+        self._publish_window()
+
+    # ---- the data window served by the CPU backend ----
+
+    def _publish_window(self) -> None:
+        """Tell the backend which DRQ block buffer it may serve natively, when that changed."""
+        if self.on_data_window is None:
+            return
+        xfer = self.transfer
+        ready = xfer.direction and self.drive.status & DRQ and xfer.position < len(xfer.buffer)
+        window = (id(xfer.buffer), xfer.position) if ready else None
+        if window == self._window:
+            return
+        self._window = window
+        if ready:
+            self.on_data_window(self.base, xfer.buffer, xfer.position, xfer.direction == "out")
+        else:
+            self.on_data_window(self.base, None, 0, False)
+
+    def attach_data_window(self, callback: Callable[[int, bytearray | None, int, bool], None] | None) -> None:
+        """Hand DRQ block buffers to ``callback`` from now on (None: to nobody)."""
+        self.on_data_window = callback
+        self._window = None
+        self._publish_window()
+
+    def data_window_done(self, consumed: int) -> None:
+        """The backend moved ``consumed`` bytes of the published block (from the position
+        it was given): account for them, finishing the block when it is used up."""
+        xfer = self.transfer
+        if self._window is None or not consumed:
+            return
+        self._window = None
+        xfer.position = min(len(xfer.buffer), xfer.position + consumed)
+        if xfer.position >= len(xfer.buffer):
+            self._block_done()
+        self._publish_window()
+
     # ---- registers ----
 
     def _status(self) -> int:
@@ -462,7 +596,9 @@ class AtaController(Device):
     def io_read(self, port: int, size: int) -> int:
         size = max(1, min(size, 4))
         if port == self.base:
-            return self._data_read(size)
+            value = self._data_read(size)
+            self._publish_window()
+            return value
         if port == self.control_port:
             return self._status()  # alternate status: INTRQ untouched
         if self.base < port < self.base + 8:
@@ -478,6 +614,7 @@ class AtaController(Device):
             self._write_control(value & 0xFF)
         elif self.base < port < self.base + 8:
             self._write_register(port - self.base, value & 0xFF)
+        self._publish_window()
 
     # ---- persistence ----
 
@@ -505,3 +642,5 @@ class AtaController(Device):
         self._lba48 = bool(state["lba48"])
         self.irq_pending = bool(state["irq_pending"])
         self.irq.level = bool(state["irq"])  # the PIC restores its own view of the line
+        self._window = None
+        self._publish_window()

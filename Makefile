@@ -54,7 +54,14 @@ $(UNICORN_SDIST): | $(VENV)/.installed
 	echo "$(UNICORN_SHA256)  $(UNICORN_DIR)/download/unicorn-$(UNICORN_VERSION).tar.gz" | sha256sum -c --quiet
 	mv $(UNICORN_DIR)/download/unicorn-$(UNICORN_VERSION).tar.gz $@
 
-$(UNICORN_LIB): $(UNICORN_SDIST) $(UNICORN_PATCHES)
+# The patches' content, not their dates, decides a rebuild (a rebase touches every file).
+UNICORN_INPUTS := $(UNICORN_DIR)/inputs.sha256
+$(UNICORN_INPUTS): $(UNICORN_PATCHES)
+	@mkdir -p $(@D)
+	@sha256sum $(UNICORN_PATCHES) > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(UNICORN_LIB): $(UNICORN_SDIST) $(UNICORN_INPUTS)
 	rm -rf $(UNICORN_DIR)/src $(UNICORN_DIR)/cmake
 	mkdir -p $(UNICORN_DIR)/src $(@D)
 	tar xzf $(UNICORN_SDIST) --no-same-owner --strip-components=1 -C $(UNICORN_DIR)/src

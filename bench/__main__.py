@@ -6,8 +6,8 @@ import importlib
 import sys
 import time
 
-MODULES = ["bench.bench_cpu", "bench.bench_boot", "bench.bench_disk", "bench.bench_kvm", "bench.bench_harness",
-           "bench.bench_debug", "bench.bench_port_io"]  # fmt: skip
+MODULES = ["bench.bench_speed", "bench.bench_cpu", "bench.bench_boot", "bench.bench_disk", "bench.bench_kvm",
+           "bench.bench_harness", "bench.bench_debug", "bench.bench_port_io"]  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -171,6 +171,7 @@ class Machine(MachineApi):
         irq = [IrqLine(n, sink) for n in range(16)]
         self.irq_lines = irq
         self.pit = Pit8254(self.clock, NullIrqLine(0) if kernel_irqchip else irq[0])
+        self.pit.irq0_edge_only = lambda: not self.pic.master.level_triggered & 1
         self.cmos = Mc146818Cmos(
             self.clock, self.memory.size, irq[8], initial=self.config.nvram,
             boot_order=self.config.boot_order, start_time=rtc_start_time(self.config),

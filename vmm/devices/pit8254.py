@@ -21,6 +21,7 @@ IRQ0 at 18.2 Hz until the firmware programs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -122,6 +123,14 @@ class Counter:
         period, offset = d // n * n, d % n
         low_from = n - 1 if self.mode == 2 else (n + 1) // 2
         return base + period + (low_from if offset < low_from else n)
+
+    def next_rising(self, tick: int) -> int | None:
+        """Modes 2 and 3: the first tick after ``tick`` at which OUT rises (a new period)."""
+        edge = self.next_change(tick)
+        if edge is None or tick < self.load_tick:
+            return edge
+        n = self.initial
+        return self.load_tick + ((tick - self.load_tick) // n + 1) * n
 
     def status(self, tick: int) -> int:
         return (self.output(tick) << 7) | (self.null_count << 6) | (self.access << 4) | (self.mode << 1) | int(self.bcd)
@@ -232,6 +241,10 @@ class Pit8254(Device):
         self.port61 = 0  # bits written by the guest: 0 gate2, 1 speaker data, 2-3 check enables
         self._timer = clock.timer(self._on_edge, "pit counter 0")
         self._edge_tick: int | None = None
+        # Set by the machine: True while IRQ0 is edge-triggered at the PIC. Then only
+        # OUT0's rising edges are scheduled in the periodic modes (2 and 3), each taking
+        # the line low and high again: one timer event, one run-loop exit, per period.
+        self.irq0_edge_only: Callable[[], bool] | None = None
         self.reset()
 
     def _now(self) -> int:
@@ -252,8 +265,14 @@ class Pit8254(Device):
         self.irq0.set(self.counters[0].output(tick))
         self._schedule(tick)
 
+    def _rising_only(self) -> bool:
+        counter = self.counters[0]
+        return (counter.mode in (2, 3) and counter.initial >= 2 and self.irq0_edge_only is not None
+                and self.irq0_edge_only())  # fmt: skip
+
     def _schedule(self, after: int) -> None:
-        edge = self.counters[0].next_change(after)
+        counter = self.counters[0]
+        edge = counter.next_rising(after) if self._rising_only() else counter.next_change(after)
         self._edge_tick = edge
         if edge is None:
             self._timer.cancel()
@@ -272,6 +291,8 @@ class Pit8254(Device):
             edge = now
         # Edges are taken in order, one per callback, so none is lost when the timer
         # runs late; the PIC latches each low-to-high transition.
+        if self._rising_only():
+            self.irq0.lower()  # the period's falling edge, not scheduled on its own
         self.irq0.set(self.counters[0].output(edge))
         self._schedule(edge)
 

@@ -45,6 +45,9 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--gdb", metavar="[HOST:]PORT", help="serve the GDB remote protocol")
     run.add_argument("--wait", action="store_true", help="with --gdb: wait for the debugger before running")
     run.add_argument("--screenshot", metavar="PNG", help="save the VGA screen (text or graphics) as PNG at the end")
+    run.add_argument("--check-determinism", metavar="SEED", nargs="?", const=0, type=int,
+                     help="run twice, in one slice and in small random slices (seeded, default 0), "
+                          "and report the first difference (exit 0: none, 1: one)")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
 
@@ -81,6 +84,10 @@ def _run(args: argparse.Namespace, bundle) -> int:
     config, ignored = config_from_args(args, bundle)
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
+    if args.check_determinism is not None:
+        from vmm.determinism import report
+
+        return report(config, make_machine, max_insns, args.check_determinism)
     serial = open_serial(config)
     if config.serial.kind == "socket":
         host, port = serial.address[:2]

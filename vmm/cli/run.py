@@ -85,9 +85,9 @@ def _run(args: argparse.Namespace, bundle) -> int:
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
     if args.check_determinism is not None:
-        from vmm.determinism import report
+        from vmm.determinism import report as check_determinism
 
-        return report(config, make_machine, max_insns, args.check_determinism)
+        return check_determinism(config, make_machine, max_insns, args.check_determinism)
     serial = open_serial(config)
     if config.serial.kind == "socket":
         host, port = serial.address[:2]

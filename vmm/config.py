@@ -65,6 +65,8 @@ class MachineConfig:
     # The RTC's time at power-on: None is a fixed date (DEFAULT_RTC_BASE), "host" the
     # host's clock (also what --realtime implies), or an ISO 8601 date and time.
     rtc_base: str | None = None
+    # Writes to the disks stay in memory and are dropped at power-off (qemu -snapshot).
+    scratch_disks: bool = False
     kernel: Path | None = None  # Multiboot ELF for direct boot
     initrd: Path | None = None
     append: str = ""

@@ -109,7 +109,8 @@ def compare(one: Trace, many: Trace) -> str:
 
 def check(config: MachineConfig, make_machine: Callable, limit: int | None, seed: int = 0,
           max_slice: int = DEFAULT_MAX_SLICE) -> Verdict:  # fmt: skip
-    """Run ``config`` in one slice, then again (to the same instruction) in random slices."""
+    """Run ``config`` in one slice, then again (to the same instruction) in random slices
+    (``config.scratch_disks`` keeps the guest's disk writes of one run from the other)."""
     one = record(config, make_machine, limit, None, max_slice)
     many = record(config, make_machine, one.instructions, random.Random(seed), max_slice)
     divergence = compare(one, many)
@@ -121,6 +122,7 @@ def report(config: MachineConfig, make_machine: Callable, limit: int | None, see
     import sys
 
     config.serial.kind = "none"  # nobody types: the guest's input is part of the machine
+    config.scratch_disks = True  # both runs start from the same disk contents
 
     def say(text: str) -> None:
         print(f"vmm: {text}", file=sys.stderr, flush=True)

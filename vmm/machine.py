@@ -145,7 +145,11 @@ class Machine(MachineApi):
         for disk in self.config.disks:
             if not disk.path.exists():
                 raise ImageError(f"{disk.path}: disk image not found ({disk.slot})")
-            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only)
+            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only or self.config.scratch_disks)
+            if self.config.scratch_disks:
+                from vmm.disk.scratch import ScratchDisk
+
+                disks[disk.slot] = ScratchDisk(disks[disk.slot])
             if disk.kind == "floppy":
                 self.floppy_media = FloppyMedia(disks[disk.slot])
         return disks

@@ -46,7 +46,9 @@ def test_a_timer_that_waits_for_the_slice_to_end_is_caught(tmp_path, monkeypatch
     config = MachineConfig(bios=rom, serial=SerialConfig("none"))
     verdict = determinism.check(config, Machine, 3_000_000)
     assert not verdict.same
-    # The first tick's EOI (OUT 0x20) is where the two runs part.
-    assert re.fullmatch(r"port event #\d+ differs: in one slice out port 0x20 size 1 value 0x20 at instruction "
-                        r"[\d,]+ \(pc 0xf[0-9a-f]+\); in random slices out port 0x20 size 1 value 0x20 at "
-                        r"instruction [\d,]+ \(pc 0xf[0-9a-f]+\)", verdict.divergence), verdict.divergence
+    # The first tick's EOI (OUT 0x20) is where the two runs part: the run in one slice
+    # has not taken that tick yet (or takes it later) when the other does.
+    assert verdict.divergence.startswith("port event #") or verdict.divergence.startswith("only the run in "), \
+        verdict.divergence
+    assert re.search(r"in random slices:? .*out port 0x20 size 1 value 0x20 at instruction [\d,]+ \(pc 0xf[0-9a-f]+\)",
+                     verdict.divergence), verdict.divergence  # fmt: skip

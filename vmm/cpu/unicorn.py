@@ -51,6 +51,16 @@ _GLUE_STOPS = {
 }
 
 
+def _loaded_libunicorn() -> str:
+    """The libunicorn the binding loaded (LIBUNICORN_PATH may point elsewhere than the
+    package's lib/): the glue must resolve its symbols in that same copy."""
+    binding = getattr(getattr(unicorn, "unicorn_py3", None), "unicorn", None)
+    name = getattr(getattr(binding, "uclib", None), "_name", None)
+    if isinstance(name, str) and Path(name).is_file():
+        return name
+    return str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
+
+
 class UnicornCpu(UnicornState):
     """The CpuBackend on Unicorn (see vmm.cpu.base for the interface)."""
 
@@ -80,7 +90,7 @@ class UnicornCpu(UnicornState):
         self._data_cbuf = None  # the data window's buffer, pinned while the glue serves it
         self._data_done: Callable[[int], None] | None = None
         err = ffi.new("char[]", 512)
-        libpath = str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
+        libpath = _loaded_libunicorn()
         uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
         glue = lib.vmm_glue_new(libpath.encode(), ffi.cast("void *", uch), err, 512)
         if glue == ffi.NULL:

@@ -216,3 +216,30 @@ def test_save_restore_round_trip_mid_command() -> None:
         rig.out(0x3F5, byte)
     assert copy.results() == rig.results()
     assert copy.fdc.save() == rig.fdc.save() and copy.dma.save() == rig.dma.save()
+
+
+def test_random_port_traffic_never_raises() -> None:
+    """A hostile guest: seeded random writes and reads on every FDC and DMA port, with
+    commands of any opcode and parameters; the chips answer, never a Python exception."""
+    import random
+
+    from vmm.devices.vga import Vga
+    from vmm.devices.vga_display import render_graphics
+
+    rng = random.Random(20)
+    rig = Rig(sectors=100)  # a short image: sectors past its end
+    vga = Vga(rig.memory)
+    ports = [*range(0x00, 0x10), *range(0x81, 0x90), *range(0xC0, 0xE0), *range(0x3F0, 0x3F6), 0x3F7]
+    for _ in range(20000):
+        port = rng.choice(ports)
+        if rng.random() < 0.6:
+            rig.out(port, rng.randrange(256))
+        else:
+            rig.inb(port)
+        if rng.random() < 0.05:
+            vga.io_write(rng.choice([0x3C0, 0x3C4, 0x3C5, 0x3CE, 0x3CF, 0x3D4, 0x3D5]), 1, rng.randrange(256))
+            vga.mmio_write(rng.randrange(0x10000), rng.choice([1, 2, 4]), rng.randrange(1 << 32))
+            vga.mmio_read(rng.randrange(0x10000), rng.choice([1, 2, 4]))
+    vga.crtc[0x01], vga.crtc[0x12], vga.crtc[0x09] = 0x4F, 0xFF, 0x1F  # a big picture with repeats
+    width, height, rows, _ = render_graphics(vga)
+    assert len(rows) == height and all(len(row) == width for row in rows)

@@ -148,3 +148,16 @@ def test_screenshot_equals_qemu_screendump_pixel_for_pixel(name: str, tmp_path: 
     ours, theirs = png_rgb(tmp_path / "vmm.png"), ppm_rgb(tmp_path / "qemu.ppm")
     assert ours[:2] == theirs[:2] == PROGRAMS[name][1]
     assert ours[2] == theirs[2]
+
+
+def test_vmm_screenshot_saves_a_graphics_mode(tmp_path: Path) -> None:
+    import sys
+
+    require_file(BIOS, "run make -C firmware")
+    image = floppy_with("mode13", tmp_path)
+    out = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, "-m", "vmm", "screenshot", str(image), "--out", str(out),
+                           "--max-insns", "5M"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"(a graphics mode: the 640x400 picture is in {out})"
+    assert png_rgb(out)[:2] == (640, 400)

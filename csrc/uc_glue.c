@@ -107,6 +107,8 @@ static void (*p_cpu_x86_cpuid)(void *env, uint32_t index, uint32_t count, uint32
 static void (*p_x86_update_hflags)(void *env);
 static void (*p_tlb_flush)(void *cs);
 static int (*p_cpu_memory_rw_debug)(void *cs, uint64_t addr, void *buf, uint64_t len, bool is_write);
+static uint64_t (*p_qemu_ram_addr_from_host)(void *uc, void *host);
+static void (*p_tb_invalidate_phys_range)(void *uc, uint64_t start, uint64_t end);
 
 /* ---- instruction counts per translated block ----
  * The block hook gets a block's address and byte size; its instruction count comes
@@ -629,6 +631,8 @@ static int resolve(const char *path, char *err, int errlen)
     RESOLVE(p_x86_update_hflags, "x86_update_hflags_x86_64");
     RESOLVE(p_tlb_flush, "tlb_flush_x86_64");
     RESOLVE(p_cpu_memory_rw_debug, "cpu_memory_rw_debug_x86_64");
+    RESOLVE(p_qemu_ram_addr_from_host, "qemu_ram_addr_from_host_x86_64");
+    RESOLVE(p_tb_invalidate_phys_range, "tb_invalidate_phys_range_x86_64");
     return 0;
 }
 
@@ -936,6 +940,21 @@ void vmm_set_a20(struct vmm_glue *g, int enabled)
 int vmm_get_a20(struct vmm_glue *g)
 {
     return *a20_of(g) == -1;
+}
+
+/* Drop the translated code of guest RAM the monitor wrote (device DMA, loaders), found by
+ * its host address. Unicorn's uc_ctl(UC_CTL_TB_REMOVE_CACHE) takes a guest *virtual*
+ * address and walks the guest's page tables for it (filling the TLB for an instruction
+ * fetch, setting accessed bits): with paging on, a physical address given there names
+ * another page, and the walk's side effects left a Linux guest re-faulting on one
+ * instruction forever. Returns -1 if the range is not RAM Unicorn knows. */
+int vmm_invalidate_host_range(struct vmm_glue *g, void *host, uint64_t len)
+{
+    uint64_t start = p_qemu_ram_addr_from_host(g->uc, host);
+    if (start == ~0ull)
+        return -1;
+    p_tb_invalidate_phys_range(g->uc, start, start + len);
+    return 0;
 }
 
 void vmm_flush_icount(struct vmm_glue *g)

@@ -90,6 +90,7 @@ void vmm_set_env_u64(struct vmm_glue *g, int field, uint64_t value);
 void vmm_set_a20(struct vmm_glue *g, int enabled);
 int vmm_get_a20(struct vmm_glue *g);
 void vmm_flush_icount(struct vmm_glue *g);
+int vmm_invalidate_host_range(struct vmm_glue *g, void *host, uint64_t len);
 int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size);
 int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size);
 int vmm_pending_interrupt(struct vmm_glue *g);

@@ -40,7 +40,7 @@ def test_post_lists_the_bus_and_the_pci_bios_answers(tmp_path: Path) -> None:
         "PCI 00:00.0 8086:1237 class 0600\n"
         "PCI 00:01.0 8086:7000 class 0601\n"
         "PCI 00:02.0 1AF4:1042 class 0100 IRQ 11\n"
-        "PCI 00:03.0 1AF4:1044 class FF00 IRQ 10\n"
+        "PCI 00:03.0 1AF4:1044 class 00FF IRQ 10\n"
         "Booting from hard disk...\n"
     ) in text
     program = text[text.index(PROGRAM_START) :]

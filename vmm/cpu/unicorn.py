@@ -402,7 +402,11 @@ class UnicornCpu(UnicornState):
         lib.vmm_flush_icount(self._g)
 
     def invalidate_code(self, addr: int, length: int) -> None:
-        self._uc.ctl_remove_cache(addr, addr + length)
+        """Guest RAM at physical ``addr`` changed behind the CPU's back (a device's DMA, a
+        loader): drop translated code there, by host address (uc_glue.c says why)."""
+        host = ffi.cast("void *", self._ram_address + addr)
+        if lib.vmm_invalidate_host_range(self._g, host, length) != 0:
+            raise CpuError(f"guest RAM {addr:#x}+{length:#x} is not mapped in Unicorn")
         lib.vmm_flush_icount(self._g)
 
     def set_a20(self, enabled: bool) -> None:

@@ -60,8 +60,10 @@ COMMON_FIELDS = {
     "queue_device": (0x30, 8),
 }  # fmt: skip
 
-# PCI class codes the virtio spec's devices use (as QEMU presents them).
-CLASS_BY_DEVICE = {1: 0x020000, 2: 0x010000, 4: 0xFF0000, 5: 0x050000}
+# PCI class codes of the devices, as QEMU presents them (a guest's listing is the same on
+# both): network controller, mass storage (SCSI-less "other"), and 00FFh "other" for the
+# entropy source and the balloon.
+CLASS_BY_DEVICE = {1: 0x020000, 2: 0x010000, 4: 0x00FF00, 5: 0x00FF00}
 
 
 class VirtioDevice(PciFunction):
@@ -81,7 +83,7 @@ class VirtioDevice(PciFunction):
         super().__init__()
         self.memory = memory
         self.init_header(VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE_BASE + self.device_type,
-                         CLASS_BY_DEVICE.get(self.device_type, 0xFF0000), revision=1,
+                         CLASS_BY_DEVICE.get(self.device_type, 0x00FF00), revision=1,
                          subsystem_vendor=VIRTIO_PCI_VENDOR, subsystem=VIRTIO_PCI_DEVICE_BASE + self.device_type,
                          interrupt_pin=1)  # fmt: skip
         self.add_bar(0, Bar(BAR_SIZE))

@@ -64,12 +64,11 @@ def pattern_disk(path: Path) -> None:
     path.write_bytes(b"".join((b"VMMSECT%08d" % i).ljust(512, b".") for i in range(SECTORS)))
 
 
-@pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A copy of the syslinux disk with this module's /init, for vmm and for QEMU."""
+def prepare_images(work: Path) -> dict[str, Path]:
+    """Copies of the syslinux disk with this module's /init: one for vmm (whose init waits
+    for the host's balloon request), one for QEMU."""
     mcopy = require_tool("mcopy")
     disk = require_file(LINUX / "disk.img", "run make linux-guest")
-    work = tmp_path_factory.mktemp("linux-virtio")
     initrd = work / "initrd.gz"
     archive = gzip.decompress(require_file(LINUX / "initrd.gz", "run make linux-guest").read_bytes())
     initrd.write_bytes(gzip.compress(cpio_replace(archive, "init", INIT.read_bytes())))
@@ -86,6 +85,11 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         images[who] = image
     images["work"] = work
     return images
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return prepare_images(tmp_path_factory.mktemp("linux-virtio"))
 
 
 def virtio_lines(text: str) -> list[str]:

@@ -58,6 +58,7 @@ class StopReason(enum.Enum):
     BREAKPOINT = "breakpoint"  # a breakpoint set with set_breakpoint() was reached
     USER = "user"  # the first instruction at CPL 3 (watch_user_mode) is next
     ERROR = "error"  # the backend cannot continue (details in RunResult.detail)
+    DEBUG = "debug"  # a stop of the debug capability's own (its breakpoint, a single step)
 
 
 # The vector whose delivery failing ends in a triple fault (SDM vol. 3, 6.15, "Interrupt

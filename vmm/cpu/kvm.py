@@ -25,6 +25,7 @@ import errno
 import mmap
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from vmm.cpu.base import DebugUnsupported, Platform, RunResult, StopReason
 from vmm.cpu.kvm_probe import bindings, open_kvm
@@ -34,9 +35,15 @@ from vmm.cpu.state import MSR_IA32_PAT, RFLAGS_IF, X86State
 from vmm.errors import CpuError
 from vmm.memory import GuestMemory
 
+if TYPE_CHECKING:
+    from vmm.cpu.kvm_debug import KvmDebug
+
 ffi, lib = bindings()
 
 PAT_RESET = 0x0007040600070406
+KVM_GUESTDBG_SINGLESTEP = 0x2  # <linux/kvm.h>
+DEBUG_REGISTERS = 4  # DR0-DR3
+DR6_BS = 1 << 14  # single-step trap (SDM vol. 3, 18.2.3)
 
 _EXIT_NAMES = {
     getattr(lib, name): name
@@ -102,7 +109,10 @@ class KvmCpu(KvmVm, KvmState):
         self._halted = False
         self._a20 = True
         self._needs_completion = False
-        self._breakpoint: int | None = None
+        self._breakpoint: int | None = None  # the machine's stage breakpoint (DR0 when set)
+        self._debug_breakpoints: list[int] = []  # the debugger's, in the other DRs
+        self._single_step = False
+        self.debug_stop_pc = 0  # where the last StopReason.DEBUG stopped (linear)
         self._watch_user = False
         self.reset()
 
@@ -234,12 +244,7 @@ class KvmCpu(KvmVm, KvmState):
         if reason == lib.KVM_EXIT_SHUTDOWN:
             return RunResult(StopReason.SHUTDOWN, f"triple fault (pc {self.get_state().pc:#x} after the shutdown)")
         if reason == lib.KVM_EXIT_DEBUG:
-            arch = lib.vmm_run_debug(self._run).arch
-            if self._breakpoint is not None and arch.dr6 & 1:
-                self._breakpoint = None
-                self._apply_guest_debug()
-                return RunResult(StopReason.BREAKPOINT)
-            return RunResult(StopReason.ERROR, f"unexpected debug exit (exception {arch.exception}, pc {arch.pc:#x})")
+            return self._debug_exit(lib.vmm_run_debug(self._run).arch)
         if reason == lib.KVM_EXIT_SYSTEM_EVENT:
             event = lib.vmm_run_system_event(self._run)
             if event.type in (lib.KVM_SYSTEM_EVENT_SHUTDOWN, lib.KVM_SYSTEM_EVENT_RESET):
@@ -337,12 +342,42 @@ class KvmCpu(KvmVm, KvmState):
             run.request_interrupt_window = 1
 
     def _apply_guest_debug(self) -> None:
+        """Hardware breakpoints in DR0-DR3 (the stage breakpoint first) and single-step,
+        owned by the host (KVM_SET_GUEST_DEBUG; SDM vol. 3, 18.2: DR7 L0-L3, R/W = 00:
+        instruction execution, LEN = 00)."""
+        addresses = ([] if self._breakpoint is None else [self._breakpoint]) + self._debug_breakpoints
+        if len(addresses) > DEBUG_REGISTERS:
+            raise DebugUnsupported(f"KVM has {DEBUG_REGISTERS} hardware breakpoints; "
+                                   f"{len(addresses)} are asked for (delete one)")  # fmt: skip
         debug = ffi.new("struct kvm_guest_debug *")
-        if self._breakpoint is not None:
-            debug.control = lib.KVM_GUESTDBG_ENABLE | lib.KVM_GUESTDBG_USE_HW_BP
-            debug.arch.debugreg[0] = self._breakpoint
-            debug.arch.debugreg[7] = 0x1  # L0: DR0, instruction execution, 1 byte
+        if addresses or self._single_step:
+            debug.control = lib.KVM_GUESTDBG_ENABLE
+            if addresses:
+                debug.control |= lib.KVM_GUESTDBG_USE_HW_BP
+            if self._single_step:
+                debug.control |= KVM_GUESTDBG_SINGLESTEP
+            dr7 = 0
+            for i, address in enumerate(addresses):
+                debug.arch.debugreg[i] = address
+                dr7 |= 1 << (2 * i)
+            debug.arch.debugreg[7] = dr7
         self._check(lib.vmm_ioctl_ptr(self._vcpu, lib.KVM_SET_GUEST_DEBUG, debug), "set a hardware breakpoint")
+
+    def _debug_exit(self, arch) -> RunResult:
+        hits = arch.dr6 & 0xF
+        if self._breakpoint is not None and hits & 1:
+            self._breakpoint = None
+            self._apply_guest_debug()
+            return RunResult(StopReason.BREAKPOINT)
+        if hits or (self._single_step and arch.dr6 & DR6_BS):
+            self.debug_stop_pc = arch.pc
+            return RunResult(StopReason.DEBUG, "breakpoint" if hits else "step")
+        return RunResult(StopReason.ERROR, f"unexpected debug exit (exception {arch.exception}, pc {arch.pc:#x})")
+
+    def set_guest_debug(self, breakpoints: list[int], single_step: bool) -> None:
+        """The debug capability's hardware breakpoints and single-step (vmm.cpu.kvm_debug)."""
+        self._debug_breakpoints, self._single_step = list(breakpoints), single_step
+        self._apply_guest_debug()
 
     def reset(self) -> None:
         """Architectural reset (SDM vol. 3, 9.1.1): real mode, CS:IP = F000:FFF0."""
@@ -364,8 +399,10 @@ class KvmCpu(KvmVm, KvmState):
         """None answered here: every access outside the slots is an MMIO exit to the bus."""
         return 0, []
 
-    def debug(self):
-        raise DebugUnsupported("the debugger needs the Unicorn backend (--accel unicorn)")
+    def debug(self) -> KvmDebug:
+        from vmm.cpu.kvm_debug import KvmDebug
+
+        return KvmDebug(self)
 
     def close(self) -> None:
         if self._vcpu_struct is not None:

@@ -14,7 +14,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from vmm.cpu.base import DebugUnsupported, WatchRange
+from vmm.cpu.base import (
+    FEATURE_BLOCK_WATCH,
+    FEATURE_BREAKPOINTS,
+    FEATURE_REVERSE,
+    FEATURE_WATCHPOINTS,
+    DebugUnsupported,
+    WatchRange,
+)
 from vmm.cpu.paging import PageFault, PhysicalReader, read_linear, translate
 from vmm.debug.symbols import Symbols
 from vmm.errors import VmmError
@@ -23,6 +30,11 @@ from vmm.machine import Stops
 MODES = ("real", "protected", "long", "compat", "vm86")
 WATCHED_REGISTERS = ("cr0", "cr4", "efer", "gdt", "idt")
 PAGE = 4096
+# The debug feature each kind of breakpoint needs, and what a backend without it cannot do.
+NEEDS = {"addr": FEATURE_BREAKPOINTS, "watch": FEATURE_WATCHPOINTS, "mode": FEATURE_BLOCK_WATCH,
+         "reg": FEATURE_BLOCK_WATCH, "vector": FEATURE_BLOCK_WATCH}  # fmt: skip
+CANNOT = {FEATURE_BREAKPOINTS: "stop at an address", FEATURE_WATCHPOINTS: "watch memory",
+          FEATURE_BLOCK_WATCH: "break on mode, register or vector changes"}  # fmt: skip
 
 
 class DebugError(VmmError):
@@ -70,6 +82,8 @@ class Debugger:
             self.cpu = self.machine.cpu.debug()
         except DebugUnsupported as exc:
             raise DebugError(str(exc)) from None
+        if FEATURE_REVERSE not in self.cpu.features:
+            self.checkpoint_every = None  # replays would not reach the same instruction
         self.reader = PhysicalReader(self.machine)
         self.cpu.read_linear = lambda addr, size: read_linear(self.reader, self.state(), addr, size)
         self._next_number = 1
@@ -99,6 +113,10 @@ class Debugger:
     # ---- breakpoints ----
 
     def add(self, kind: str, value: int | str, label: str) -> Breakpoint:
+        feature = NEEDS.get(kind)
+        if feature is not None and feature not in self.cpu.features:
+            raise DebugError(f"the {self.machine.cpu.name} backend cannot {CANNOT[feature]} "
+                             f"(it can: {', '.join(sorted(self.cpu.features))}; --accel unicorn can all)")  # fmt: skip
         bp = Breakpoint(self._next_number, kind, value, label)
         self._next_number += 1
         self.breakpoints.append(bp)
@@ -190,7 +208,7 @@ class Debugger:
 
     def _interrupt_total(self) -> int:
         stats = self.machine.cpu.stats
-        return stats["irqs"] + stats["exceptions"]
+        return stats.get("irqs", 0) + stats.get("exceptions", 0)
 
     def _mode_from_hflags(self) -> str:
         return self.cpu.mode()
@@ -363,6 +381,9 @@ class Debugger:
 
     def goto(self, target: int) -> Event:
         """Restore the nearest checkpoint at or before ``target`` and replay to it."""
+        if FEATURE_REVERSE not in self.cpu.features:
+            raise DebugError(f"the {self.machine.cpu.name} backend cannot go back (its runs are not "
+                             "instruction-exact; --accel unicorn can)")  # fmt: skip
         if not self.checkpoint_every:
             raise DebugError("reverse execution needs checkpoints (they are off)")
         starts = [c for c in self._checkpoints if c <= target]

@@ -131,3 +131,32 @@ def test_piped_input_waits_until_the_guest_reads_com1():
     assert proc.returncode == 1, proc.stderr
     assert b"toyos$ piped\r\n" in proc.stdout
     assert b"kernel: power off" in proc.stdout
+
+
+def test_no_bootable_disk_names_what_the_bios_tried_and_exits_4():
+    proc = vmm("run", str(ROOT / "README.md"))
+    assert proc.returncode == 4
+    assert proc.stdout.endswith("No bootable disk\n")
+    assert one_error_line(proc) == (
+        "vmm: no bootable disk (boot order hdd): the BIOS tried ide0:0 README.md "
+        "(no boot signature 55 AA at byte 510 of sector 0)"
+    )
+
+
+def test_a_quiet_bios_that_finds_nothing_still_says_so(tmp_path):
+    bundle = tmp_path / "empty"
+    assert vmm("create", str(bundle), "--disk-size", "1M").returncode == 0
+    assert vmm("nvram", "set", str(bundle), "bios.quiet", "TRUE").returncode == 0
+    proc = vmm("run", str(bundle))
+    assert proc.returncode == 4
+    assert proc.stdout == "No bootable disk\n"  # quiet: no banner, no "Booting from hard disk..."
+    assert one_error_line(proc) == (
+        "vmm: no bootable disk (boot order hdd,cdrom; this PC boots no cdrom): the BIOS tried "
+        "ide0:0 empty.vmdk (no boot signature 55 AA at byte 510 of sector 0)"
+    )
+
+
+def test_wait_without_gdb_is_refused():
+    proc = vmm("run", "--wait", str(require_file(HELLO)))
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "vmm: --wait waits for a debugger: it needs --gdb [HOST:]PORT"

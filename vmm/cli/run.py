@@ -1,9 +1,9 @@
 """``vmm run``: its flags, the run loop, and the exit status it reports.
 
 Exit status: the guest's own when it writes the exit port (QEMU's isa-debug-exit
-convention); 0 when the guest halts or the user leaves (Ctrl-]); 124 when --timeout or
---max-insns is reached (as timeout(1)); 3 on a triple fault; 1 when emulation stops on an
-error; 2 for a bad flag or setting.
+convention: always odd); 0 when the guest halts or the user leaves (Ctrl-]); 4 when the
+BIOS finds no bootable disk; 124 when --timeout or --max-insns is reached (as timeout(1));
+3 on a triple fault; 1 when emulation stops on an error; 2 for a bad flag or setting.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from vmm.sizes import parse_count
 
 EXIT_LIMIT = 124  # --timeout or --max-insns reached (as timeout(1))
 EXIT_TRIPLE_FAULT = 3
+EXIT_NO_BOOT = 4  # the BIOS found nothing to boot (see vmm.cli.bootfail)
 EXIT_ERROR = 1
 
 
@@ -80,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, bundle) -> int:
+    if args.wait and not args.gdb:
+        raise ConfigError("--wait waits for a debugger: it needs --gdb [HOST:]PORT")
     max_insns = parse_count(args.max_insns, "--max-insns") if args.max_insns else None
     config, ignored = config_from_args(args, bundle)
     if ignored:
@@ -95,13 +98,14 @@ def _run(args: argparse.Namespace, bundle) -> int:
     machine = make_machine(config, serial_out=serial.write)
     serial.attach(machine)
     machine.log_unclaimed(args.log_unclaimed)
-    if args.stages:
-        machine.on_stage = lambda t: print(f"vmm: {t.describe()}", file=sys.stderr, flush=True)
-        print(f"vmm: {machine.stages.timeline[0].describe()}", file=sys.stderr, flush=True)
     from vmm.cli.terminal import StdinFeeder
 
     feeder = StdinFeeder(machine, args.keys) if config.serial.kind == "stdio" else None
     poll = feeder.poll if feeder else serial.poll
+    end = feeder.line_end() if feeder else "\n"
+    if args.stages:
+        machine.on_stage = lambda t: print(f"vmm: {t.describe()}", end=end, file=sys.stderr, flush=True)
+        print(f"vmm: {machine.stages.timeline[0].describe()}", end=end, file=sys.stderr, flush=True)
     pace = serial.interactive or bool(feeder and feeder.raw)
     gdb = None
     try:
@@ -121,7 +125,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
                                  pace=pace,
                                  poll=poll)  # fmt: skip
             if result.reason == "triple-fault" and args.on_triple_fault == "reset":
-                print("vmm: triple fault: resetting", file=sys.stderr)
+                print("vmm: triple fault: resetting", end=end, file=sys.stderr)
                 machine.reset()
                 continue
             break
@@ -173,9 +177,15 @@ def report(machine, result, stages: bool = False) -> int:
         print(f"vmm: {result.detail}", file=sys.stderr)
         return EXIT_LIMIT
     if result.reason == "halted":
+        from vmm.cli.bootfail import boot_failed, describe_boot_failure
+
+        if boot_failed(machine):
+            print(f"vmm: {describe_boot_failure(machine)}", file=sys.stderr)
+            return EXIT_NO_BOOT
         print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
         return 0
     if result.reason == "stopped":
+        print(f"vmm: left (Ctrl-]) after {insns:,} instructions, {ms:.3f} ms", file=sys.stderr)
         return 0
     print(f"vmm: emulation stopped: {result.detail}", file=sys.stderr)
     return EXIT_ERROR

@@ -14,6 +14,8 @@ import os
 import sys
 
 CTRL_RIGHT_BRACKET = b"\x1d"
+DIM, NORMAL = "\x1b[2m", "\x1b[0m"
+HINT = "vmm: Ctrl-] leaves"
 
 
 class StdinFeeder:
@@ -25,14 +27,21 @@ class StdinFeeder:
         self.machine = machine
         self.router = KeyRouter(machine, keys)
         self.fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
+        self.tty_fd = None  # the terminal put in raw mode, restored by close()
         self.saved = None
+        self.left = False  # the user pressed Ctrl-]
         self.pending = bytearray()
         if self.fd is not None and os.isatty(self.fd):
             import termios
             import tty
 
+            self.tty_fd = self.fd
             self.saved = termios.tcgetattr(self.fd)
             tty.setraw(self.fd)
+            if sys.stderr.isatty():
+                # One dim line, as QEMU's "Ctrl-a h": how to get out of a raw terminal.
+                sys.stderr.write(f"{DIM}{HINT}{NORMAL}\r\n")
+                sys.stderr.flush()
         if self.fd is not None:
             os.set_blocking(self.fd, False)
 
@@ -58,6 +67,10 @@ class StdinFeeder:
             self.fd = None
             return
         if self.saved is not None and CTRL_RIGHT_BRACKET in data:  # Ctrl-] leaves, as telnet
+            before = data[: data.index(CTRL_RIGHT_BRACKET)]
+            if before:
+                self.machine.send(before)
+            self.left = True
             self.machine.request_stop("stopped")
             return
         if self.saved is None:
@@ -68,10 +81,21 @@ class StdinFeeder:
             return
         self.router.type(data)
 
+    def line_end(self) -> str:
+        """How a line vmm prints while the guest runs must end (raw mode needs the CR)."""
+        return "\r\n" if self.saved is not None else "\n"
+
     def close(self) -> None:
+        """Give the terminal back as it was, with the cursor at the start of a line."""
         if self.fd is not None:
             os.set_blocking(self.fd, True)
-        if self.saved is not None:
-            import termios
+        if self.saved is None:
+            return
+        import termios
 
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        termios.tcsetattr(self.tty_fd, termios.TCSADRAIN, self.saved)
+        self.saved = None
+        transcript = self.machine.serial_transcript
+        if transcript and not transcript.endswith(b"\n") and sys.stdout.isatty():
+            sys.stdout.write("\n")  # the host prompt must not land after the guest's "toyos$ "
+            sys.stdout.flush()

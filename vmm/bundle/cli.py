@@ -38,8 +38,8 @@ def cmd_set(args: argparse.Namespace) -> int:
     else:
         if args.value is None:
             raise ConfigError("vmm set: VALUE is missing (or use --delete)")
-        commands.set_key(args.bundle, args.key, args.value)
-        print(f'{args.key} = "{args.value}"')
+        vmx = commands.set_key(args.bundle, args.key, args.value, force=args.force)
+        print(f'{args.key} = "{commands.VmxFile.load(vmx).get(args.key)}"')
     return 0
 
 
@@ -76,6 +76,7 @@ def _set_flags(set_: argparse.ArgumentParser) -> None:
     set_.add_argument("key", metavar="KEY", help="e.g. memsize, ide0:1.fileName, vmm.accel")
     set_.add_argument("value", metavar="VALUE", nargs="?", help="the new value")
     set_.add_argument("--delete", action="store_true", help="remove KEY instead")
+    set_.add_argument("--force", action="store_true", help="write a key vmm does not read (kept for other tools)")
     set_.set_defaults(func=cmd_set)
 
 

@@ -63,9 +63,32 @@ def show(path: Path | str) -> str:
     return "\n".join(lines)
 
 
-def set_key(path: Path | str, key: str, value: str | None) -> Path:
+# The keys vmm reads, spelled as VMware writes them: what `vmm set` suggests for a typo.
+KNOWN_KEYS = [
+    "displayName", "memsize", "numvcpus", "guestOS", "firmware", "nvram", "bios.bootOrder",
+    *(f"{slot}.{p}" for slot in ("ide0:0", "ide0:1")
+      for p in ("present", "fileName", "deviceType", "mode", "startConnected")),
+    *(f"serial0.{p}" for p in ("present", "fileType", "fileName", "startConnected")),
+    *(f"ethernet{n}.{p}" for n in range(4)
+      for p in ("present", "connectionType", "virtualDev", "addressType", "generatedAddress", "address")),
+    "vmm.accel", "vmm.clockMHz", "vmm.realtime", "vmm.kernel", "vmm.initrd", "vmm.append", "vmm.bios",
+    "vmm.allowOutsidePaths", *(f"vmm.stage.{stage}" for stage in ("bootloader", "kernel", "init")),
+]  # fmt: skip
+
+
+def nearest_key(key: str) -> str | None:
+    import difflib
+
+    by_lower = {k.lower(): k for k in KNOWN_KEYS}
+    close = difflib.get_close_matches(key.lower(), by_lower, n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def set_key(path: Path | str, key: str, value: str | None, force: bool = False) -> Path:
     """Set ``key`` (or remove it when ``value`` is None) and save, if the result is valid.
 
+    The whole bundle as it would be is checked, not just the key. A key vmm does not read
+    (a typo, most often) is refused unless ``force``, naming the nearest key vmm knows.
     Returns the .vmx path written.
     """
     vmx_path = Path(os.path.abspath(resolve_bundle(path)))
@@ -80,9 +103,14 @@ def set_key(path: Path | str, key: str, value: str | None) -> Path:
                 raise ConfigError(f"{vmx_path}: .encoding is kept as the file was written")
             vmx.set(key, _as_vmware_writes(key, value))
         try:
-            build_config(vmx, vmx_path)
+            bundle = build_config(vmx, vmx_path)
         except VmmError as exc:
             raise type(exc)(f"{exc} (nothing saved)") from None
+        unknown = value is not None and key.lower() in {k.lower() for k in bundle.ignored_keys}
+        if unknown and not force:
+            near = nearest_key(key)
+            hint = f"did you mean {near}? " if near else ""
+            raise ConfigError(f"{vmx_path}: {key}: not a key vmm reads ({hint}nothing saved; --force writes it anyway)")
         vmx.save(vmx_path)
     return vmx_path
 
@@ -125,6 +153,31 @@ def nvram_show(path: Path | str) -> str:
     return head + "\n" + nvram.describe()
 
 
+def boot_devices(machine) -> list[str]:
+    """The boot devices (nvram ``boot.order`` names) this machine has."""
+    names: list[str] = []
+    hard_disks = [d for d in machine.disks if d.kind == "disk"]
+    if hard_disks:
+        names.append("hdd")
+    if len(hard_disks) > 1:
+        names.append("hdd1")
+    if any(d.kind == "cdrom" for d in machine.disks):
+        names.append("cdrom")
+    if any(d.kind == "floppy" for d in machine.disks) or getattr(machine, "floppies", None):
+        names.append("floppy")
+    return names
+
+
+def _check_boot_devices(vmx_path: Path, order: list[str]) -> None:
+    machine = build_config(VmxFile.load(vmx_path), vmx_path).machine
+    present = boot_devices(machine)
+    missing = [name for name in order if name not in present]
+    if missing:
+        has = ", ".join(present) or "no boot device at all"
+        raise ConfigError(f"{vmx_path}: boot.order {','.join(order)}: this machine has no {' or '.join(missing)} "
+                          f"(it has {has}; nothing saved)")  # fmt: skip
+
+
 def nvram_set(path: Path | str, key: str, value: str) -> Path:
     """Set one firmware setting (``boot.order``, ``bios.quiet``, ``bios.serialConsole``, ``cmos.0xNN``)."""
     file, vmx_path = nvram_path(path)
@@ -137,6 +190,8 @@ def nvram_set(path: Path | str, key: str, value: str) -> Path:
         except ForeignNvramError as exc:
             raise ConfigError(f"{exc}: refusing to overwrite it") from None
         nvram.set(key, value)
+        if vmx_path is not None and key.lower() == "boot.order":
+            _check_boot_devices(vmx_path, nvram.boot_order)
         nvram.save(file)
     finally:
         if lock is not None:

@@ -310,6 +310,8 @@ class _Reader:
             if not self._device_keys(slot):
                 continue
             if not self.boolean(f"{slot}.present", False):
+                if self.vmx.get(f"{slot}.fileName"):
+                    self.path(f"{slot}.fileName", must_exist=False)  # confined even while switched off
                 if self.vmx.get(f"{slot}.fileName") and self.vmx.get(f"{slot}.present") is None:
                     self.notes.append(f'{slot}.fileName is set but not {slot}.present = "TRUE": no device there')
                 self._mark_device(slot, set(self._device_keys(slot)), f"{slot}: not present")

@@ -87,6 +87,9 @@ def test_show_explains_each_setting_and_survives_a_broken_bundle(tmp_path: Path)
 
 def test_nvram_commands(tmp_path: Path) -> None:
     vmx = commands.create_bundle(tmp_path / "toy", 1 << 20)
+    (vmx.parent / "cd.iso").write_bytes(bytes(2048))
+    for key, value in (("ide0:1.fileName", "cd.iso"), ("ide0:1.deviceType", "cdrom-image"), ("ide0:1.present", "TRUE")):
+        commands.set_key(vmx, key, value)
     commands.nvram_set(vmx.parent, "boot.order", "cdrom,hdd")
     commands.nvram_set(vmx, "bios.quiet", "TRUE")
     out = commands.nvram_show(vmx)
@@ -126,3 +129,33 @@ def test_set_memsize_reads_sizes_as_create_does(tmp_path: Path) -> None:
     commands.set_key(vmx, "memsize", "128M")
     assert 'memsize = "128"' in vmx.read_text()  # saved in MB, as VMware reads it
     assert load_bundle(vmx)[0].memory_mb == 128
+
+
+def test_set_refuses_a_key_vmm_does_not_read_and_names_the_nearest(tmp_path: Path) -> None:
+    vmx = commands.create_bundle(tmp_path / "toy", 1 << 20)
+    before = vmx.read_bytes()
+    with pytest.raises(ConfigError, match=r"memsze: not a key vmm reads \(did you mean memsize\? nothing saved; "
+                                          r"--force writes it anyway\)"):  # fmt: skip
+        commands.set_key(vmx, "memsze", "32")
+    assert vmx.read_bytes() == before
+    commands.set_key(vmx, "memsze", "32", force=True)
+    assert 'memsze = "32"' in vmx.read_text()
+
+
+def test_set_checks_a_file_name_even_on_a_device_switched_off(tmp_path: Path) -> None:
+    vmx = commands.create_bundle(tmp_path / "toy", 1 << 20)
+    before = vmx.read_bytes()
+    with pytest.raises(ConfigError, match=r"ide0:1.fileName: '../x.img' is outside the bundle folder"):
+        commands.set_key(vmx, "ide0:1.fileName", "../x.img")
+    assert vmx.read_bytes() == before
+    commands.set_key(vmx, "memsize", "32")  # the next, unrelated set still works
+    assert load_bundle(vmx)[0].memory_mb == 32
+
+
+def test_nvram_boot_order_names_only_devices_the_machine_has(tmp_path: Path) -> None:
+    vmx = commands.create_bundle(tmp_path / "toy", 1 << 20)
+    with pytest.raises(ConfigError, match=r"boot.order floppy: this machine has no floppy \(it has hdd; nothing"):
+        commands.nvram_set(vmx, "boot.order", "floppy")
+    assert Nvram.load(vmx.parent / "toy.nvram").boot_order == ["hdd", "cdrom"]
+    commands.nvram_set(vmx, "boot.order", "hdd")
+    assert Nvram.load(vmx.parent / "toy.nvram").boot_order == ["hdd"]

@@ -6,7 +6,11 @@
   (paths relative to the test file's folder); the ``vm`` fixture boots the one named
   by ``@pytest.mark.vm(image=...)``. Both close their machines after the test; a failed
   test gets a failure report for each of its machines.
-* A missing image or ROM skips the test (run ``make``), or fails it when VMM_STRICT=1.
+* Test ids are the tests' names: an expectation file's ``name``, else its file name.
+* A missing image or ROM fails the test, naming the file: it is the test's own error,
+  not a missing tool (a test that needs an outside tool skips, naming the tool).
+* A failure raised by vmm (ExpectationFailed, any VmmError) shows the test's own lines,
+  not vmm's stack frames.
 
 Options: ``--vmm-out DIR`` (failure reports; default a pytest temporary folder),
 ``--vmm-record`` (store golden runs), ``--vmm-check-determinism``.
@@ -14,14 +18,13 @@ Options: ``--vmm-out DIR`` (failure reports; default a pytest temporary folder),
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 SUFFIX = ".vmm.toml"
-STRICT = os.environ.get("VMM_STRICT") == "1"
+VMM_DIR = Path(__file__).resolve().parent.parent
 VMS_KEY = pytest.StashKey[list]()
 
 
@@ -36,10 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vm(**machine): the machine the `vm` fixture boots (image=, bios=, mem=...)")
 
 
-def _missing(what: str) -> None:
-    if STRICT:
-        pytest.fail(f"{what} is missing, and VMM_STRICT=1 makes that a failure", pytrace=False)
-    pytest.skip(f"{what} is missing (run make)")
+def _missing(what: str, needed_by: str) -> None:
+    pytest.fail(f"{what}: no such file ({needed_by})", pytrace=False)
 
 
 def _out_dir(config: pytest.Config, name: str) -> Path:
@@ -65,7 +66,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 class ExpectationFile(pytest.File):
     def collect(self):
-        yield ExpectationItem.from_parent(self, name=self.path.name.removesuffix(SUFFIX))
+        from vmm.errors import VmmError
+        from vmm.testing.spec import load_spec
+
+        try:
+            spec = load_spec(self.path)
+        except VmmError as exc:  # this file's collection error; the other files still run
+            raise self.CollectError(str(exc)) from None
+        yield ExpectationItem.from_parent(self, name=spec.name.replace("::", ":"))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, self.CollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
 
 
 class ExpectationFailure(Exception):
@@ -80,7 +93,7 @@ class ExpectationItem(pytest.Item):
         spec = load_spec(self.path)
         for needed in spec.required_files():
             if not needed.exists():
-                _missing(str(needed))
+                _missing(str(needed), f"named by {self.path.name}")
         out = _out_dir(self.config, spec.slug)
         if self.config.getoption("--vmm-check-determinism"):
             result = check_determinism(spec, out)
@@ -115,7 +128,7 @@ def vm_factory(request: pytest.FixtureRequest):
             if machine.get(key) is not None:
                 machine[key] = base / Path(str(machine[key]))
                 if not machine[key].exists():
-                    _missing(str(machine[key]))
+                    _missing(str(machine[key]), f"the vm fixture's {key}")
         vm = VM(build_config(**machine), wall_timeout)  # type: ignore[arg-type]
         made.append(vm)
         return vm
@@ -135,8 +148,29 @@ def vm(request: pytest.FixtureRequest, vm_factory):
     return vm_factory(**marker.kwargs)
 
 
+def _without_vmm_frames(exc: BaseException) -> BaseException:
+    """``exc`` with vmm's own frames unlinked from its traceback (the test's lines stay)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if not Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(VMM_DIR):
+            frames.append(tb)
+        tb = tb.tb_next
+    for before, after in zip(frames, frames[1:], strict=False):
+        before.tb_next = after
+    if frames:
+        frames[-1].tb_next = None
+        exc.__traceback__ = frames[0]
+    return exc
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    from vmm.errors import VmmError
+
+    if call.excinfo is not None and isinstance(call.excinfo.value, VmmError):
+        # The user's test failed on a guest (or a bad machine): show their lines, not vmm's.
+        call.excinfo = pytest.ExceptionInfo.from_exception(_without_vmm_frames(call.excinfo.value))
     outcome = yield
     report = outcome.get_result()
     if report.when != "call" or not report.failed:

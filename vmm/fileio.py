@@ -61,3 +61,32 @@ def atomic_write(path: Path | str, data: bytes, mode: int | None = None) -> None
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+SPARSE_CHUNK = 64 * 1024
+
+
+def atomic_write_sparse(path: Path | str, data: bytes | bytearray | memoryview, mode: int | None = None) -> None:
+    """``atomic_write`` for mostly-zero data (guest RAM): zero 64 KiB runs become holes, so a
+    64 MiB memory file of a small guest takes what the guest used, and reads back the same."""
+    path = Path(os.path.abspath(path))
+    view = memoryview(data).cast("B")
+    zero = bytes(SPARSE_CHUNK)
+    fd, tmp = temp_beside(path, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for start in range(0, len(view), SPARSE_CHUNK):
+                chunk = view[start : start + SPARSE_CHUNK]
+                if chunk == zero[: len(chunk)]:
+                    out.seek(len(chunk), os.SEEK_CUR)
+                else:
+                    out.write(chunk)
+            out.truncate(len(view))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

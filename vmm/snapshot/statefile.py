@@ -28,7 +28,7 @@ from pathlib import Path
 from vmm.config import DiskConfig, MachineConfig, NicConfig
 from vmm.cpu.state import X86State
 from vmm.errors import ImageError
-from vmm.fileio import atomic_write
+from vmm.fileio import atomic_write, atomic_write_sparse
 from vmm.machine import Machine, MachineState
 
 FORMAT = "vmm-machine-state"
@@ -105,7 +105,7 @@ def save_machine_state(machine: Machine, path: Path | str) -> tuple[Path, Path]:
         "irq_level": state.irq_level, "entropy": state.entropy, "serial": bytes(machine.serial_transcript).hex(),
         "memory": {"file": ram_path.name, "size": len(state.ram), "sha256": hashlib.sha256(state.ram).hexdigest()},
     }  # fmt: skip
-    atomic_write(ram_path, state.ram)
+    atomic_write_sparse(ram_path, state.ram)  # guest RAM is mostly zeros: holes, not 64 MiB
     atomic_write(path, json.dumps(document, indent=1).encode())
     return path, ram_path
 

@@ -1,14 +1,18 @@
 """``vmm test FILE...``: run expectation files, one line per test, JUnit XML on request.
 
-Exit status 0 when every test passed, 1 when one failed or could not run, 2 for a bad
-flag or expectation file. ``--jobs N`` runs tests in N worker processes (each test owns
-its machine; results are the same as serially since runs are deterministic).
+Exit status 0 when every test passed, 1 when one failed or could not run (a malformed
+expectation file is that file's error; the others still run), 2 for a bad flag.
+Each run owns its output folder (``--out``): it clears what an earlier run left there, so
+the reports in it are this run's, and names the folder at the end. ``--jobs N`` runs
+tests in N worker processes (each test owns its machine; results are the same as serially
+since runs are deterministic).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,6 +25,7 @@ from vmm.testing.runner import TestResult, check_determinism, run_spec
 from vmm.testing.spec import load_spec
 
 SUFFIX = ".vmm.toml"
+MARKER = ".vmm-test-out"  # in an output folder vmm made, so that a later run may clear it
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -50,6 +55,23 @@ def collect(paths: list[str]) -> list[Path]:
     return found
 
 
+def prepare_out(out: Path) -> None:
+    """Give this run an empty output folder: clear one a vmm run made, refuse any other."""
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"--out {out}: not a folder")
+        entries = [p for p in out.iterdir() if p.name != MARKER]
+        if entries and not (out / MARKER).exists():
+            raise ConfigError(f"--out {out}: not empty and not made by vmm test (no {MARKER}): choose another folder")
+        for entry in entries:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+
+
 def run_one(path: str, out_dir: str, record: bool, determinism: bool) -> TestResult:
     """One test, start to end (the unit of work of a worker process)."""
     try:
@@ -65,28 +87,39 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs: expected a positive number, not {args.jobs}")
     files = collect(args.files)
-    for path in files:  # bad files are reported before anything runs
-        load_spec(path)
     started = time.monotonic()
-    work = [(str(p), args.out, args.record, args.check_determinism) for p in files]
     results: dict[int, TestResult] = {}
-    if args.jobs == 1 or len(files) == 1:
-        for i, item in enumerate(work):
+    runnable: list[int] = []
+    for i, path in enumerate(files):  # a malformed file is its own error, reported first
+        try:
+            load_spec(path)
+        except VmmError as exc:
+            results[i] = TestResult(path.name, str(path), "error", str(exc))
+            print(results[i].line(), flush=True)
+        else:
+            runnable.append(i)
+    out = Path(args.out)
+    prepare_out(out)
+    work = {i: (str(files[i]), args.out, args.record, args.check_determinism) for i in runnable}
+    if args.jobs == 1 or len(work) <= 1:
+        for i, item in work.items():
             results[i] = run_one(*item)
             print(results[i].line(), flush=True)
     else:
         # fork: workers start in milliseconds, and nothing in this process holds a machine yet.
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_one, *item): i for i, item in enumerate(work)}
+            futures = {pool.submit(run_one, *item): i for i, item in work.items()}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 print(results[futures[future]].line(), flush=True)
-    ordered = [results[i] for i in range(len(work))]
+    ordered = [results[i] for i in range(len(files))]
     wall = time.monotonic() - started
     counts = {k: sum(r.outcome == k for r in ordered) for k in ("passed", "failed", "error", "skipped")}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     print(f"{summary} in {wall:.2f} s ({args.jobs} job{'s' if args.jobs > 1 else ''})")
+    if any(r.report_dir for r in ordered):
+        print(f"failure reports in {out}/")
     if args.junit:
         write_junit(Path(args.junit), ordered, wall)
     return 0 if counts["failed"] == counts["error"] == 0 else 1

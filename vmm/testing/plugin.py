@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 SUFFIX = ".vmm.toml"
-VMM_DIR = Path(__file__).resolve().parent.parent
 VMS_KEY = pytest.StashKey[list]()
 
 
@@ -148,29 +147,8 @@ def vm(request: pytest.FixtureRequest, vm_factory):
     return vm_factory(**marker.kwargs)
 
 
-def _without_vmm_frames(exc: BaseException) -> BaseException:
-    """``exc`` with vmm's own frames unlinked from its traceback (the test's lines stay)."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        if not Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(VMM_DIR):
-            frames.append(tb)
-        tb = tb.tb_next
-    for before, after in zip(frames, frames[1:], strict=False):
-        before.tb_next = after
-    if frames:
-        frames[-1].tb_next = None
-        exc.__traceback__ = frames[0]
-    return exc
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    from vmm.errors import VmmError
-
-    if call.excinfo is not None and isinstance(call.excinfo.value, VmmError):
-        # The user's test failed on a guest (or a bad machine): show their lines, not vmm's.
-        call.excinfo = pytest.ExceptionInfo.from_exception(_without_vmm_frames(call.excinfo.value))
     outcome = yield
     report = outcome.get_result()
     if report.when != "call" or not report.failed:

@@ -140,6 +140,10 @@ def run_spec(spec: TestSpec, out_dir: Path, record: bool = False, reports: bool 
                 divergence = compare_golden(spec.golden_path, result)
                 if divergence:
                     result.outcome, result.message = "failed", divergence
+                    if reports:
+                        what = f"the golden run {spec.golden_path.name}"
+                        report = write_report(session, spec.name, what, divergence, folder, spec.keep)
+                        result.report, result.report_dir = report.text, str(folder)
     finally:
         session.close()
     result.wall_s = time.monotonic() - started

@@ -28,6 +28,16 @@ SCREEN_POLL = 1_000_000  # instructions between looks at the VGA screen (it rais
 ENDED = ("exit-port", "halted", "triple-fault", "error")
 
 
+def hide_for_vmm_errors(excinfo) -> bool:
+    """pytest's ``__tracebackhide__`` for this module's frames (and vm.py's, spec.py's): a
+    failure vmm reports (ExpectationFailed, any VmmError) shows the test's lines, not vmm's;
+    a bug in vmm keeps every frame."""
+    return isinstance(excinfo.value, VmmError)
+
+
+__tracebackhide__ = hide_for_vmm_errors
+
+
 class ExpectationFailed(VmmError, AssertionError):
     """A step's expectation was not met: one line saying what was wanted and what happened."""
 

@@ -41,7 +41,7 @@ def test_one_line_per_test_and_a_failing_status(suite, tmp_path: Path, capsys) -
     ended = "the guest ended with halted: CPU halted with interrupts disabled at pc 0x7c15"
     assert f"{ended}, expected exit status 1" in out[2]
     assert out[3].strip() == f"report: {tmp_path / 'out' / 'test_bad'}/report.txt"
-    assert out[-1].startswith("1 passed, 1 failed in ")
+    assert out[-2].startswith("1 passed, 1 failed in ")
     suite_xml = ET.parse(junit).getroot().find("testsuite")
     assert suite_xml.get("tests") == "2" and suite_xml.get("failures") == "1"
     cases = suite_xml.findall("testcase")
@@ -86,10 +86,42 @@ def test_check_determinism_runs_twice(suite, capsys, tmp_path: Path) -> None:
     assert capsys.readouterr().out.startswith("PASSED  test_good")
 
 
-def test_a_bad_file_stops_before_anything_runs(tmp_path: Path, capsys) -> None:
+def test_a_bad_file_is_its_own_error_and_the_rest_run(suite, tmp_path: Path, capsys) -> None:
+    good, _ = suite
     bad = write_spec(tmp_path, "broken", "[machine]\nimage = 'x.img'\n[[step]]\nwait = 1\n")
-    assert main(["test", str(bad)]) == 2
-    assert (
-        capsys.readouterr().err.strip() == f"vmm: {bad}: step 1: unknown key 'wait' "
+    assert main(["test", str(bad), str(good), "--out", str(tmp_path / "o")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"ERROR   test_broken.vmm.toml: {bad}: step 1: unknown key 'wait' "
         "(known: exit, expect, note, raw, run, screen, send, send-keys, serial_equals, snapshot, stage, stages, within)"
     )
+    assert out[1].startswith("PASSED  test_good")
+    assert out[-1].startswith("1 passed, 1 error in ")
+
+
+def test_each_run_owns_its_output_folder(suite, tmp_path: Path, capsys) -> None:
+    good, bad = suite
+    out = tmp_path / "o"
+    assert main(["test", str(good), str(bad), "--out", str(out)]) == 1
+    assert sorted(p.name for p in out.iterdir()) == [".vmm-test-out", "test_bad"]
+    vmem = (out / "test_bad" / "state.vmem").stat()
+    assert vmem.st_size == 64 << 20 and vmem.st_blocks * 512 < 4 << 20  # sparse: the guest used little RAM
+    assert capsys.readouterr().out.splitlines()[-1] == f"failure reports in {out}/"
+    assert main(["test", str(good), "--out", str(out)]) == 0  # the stale report goes
+    assert sorted(p.name for p in out.iterdir()) == [".vmm-test-out"]
+    # A golden run that no longer matches writes its own report, and names it.
+    assert main(["test", str(good), "--record", "--out", str(out)]) == 0
+    golden = good.with_name("test_good.vmm.golden.json")
+    golden.write_text(golden.read_text().replace("no init", "no INIT"))
+    capsys.readouterr()
+    assert main(["test", str(good), "--out", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].strip() == f"report: {out / 'test_good'}/report.txt"
+    assert "the golden run test_good.vmm.golden.json" in (out / "test_good" / "report.txt").read_text()
+    # A folder vmm did not make is not cleared.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["test", str(good), "--out", str(mine)]) == 2
+    assert "not empty and not made by vmm test" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"

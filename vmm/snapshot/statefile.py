@@ -1,4 +1,4 @@
-"""A whole machine state on disk: ``NAME.vmsn`` (JSON) beside ``NAME.vmem`` (raw RAM).
+"""A whole machine state on disk: ``NAME.vmsn`` (JSON) beside ``NAME.vmem`` (raw RAM, a sparse file).
 
 What a failed test leaves for ``vmm step`` (or any script) to open exactly where it
 stopped. ``NAME.vmsn`` is one JSON object, no pickle, readable with any JSON tool::

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 
+from vmm.cli.progress import Progress
 from vmm.disk.base import SECTOR_SIZE
 from vmm.disk.open import open_disk
 from vmm.disk.vmdk.check import check_disk
@@ -36,31 +39,6 @@ def human(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.3g} {unit}"
     return f"{size} B"
-
-
-class ProgressBar:
-    """A one-line bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, label: str, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.label = label
-        self._last = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        percent = 100 * done // max(total, 1)
-        if percent != self._last:
-            self._last = percent
-            filled = percent * 30 // 100
-            self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (30 - filled)}] {percent:3d}%")
-            self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled and self._last >= 0:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -109,18 +87,42 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+SINGLE_FILE_TYPES = ("raw", "monolithicSparse", "streamOptimized")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     disk_type = args.type or default_type(args.dst)
-    bar = ProgressBar(f"converting to {disk_type}")
+    target = args.dst
+    if os.path.lexists(args.dst):
+        if not args.force:
+            raise DiskError(f"{args.dst}: already exists (--force replaces it)")
+        if disk_type not in SINGLE_FILE_TYPES:
+            raise DiskError(f"{args.dst}: already exists, and a {disk_type} disk has extent files beside it: "
+                            "remove them first (--force replaces only single-file disks)")  # fmt: skip
+        # Written under the same name in a folder beside it (a VMDK names its own extent
+        # file), then renamed over it: a failed convert keeps the old disk.
+        folder, name = os.path.split(os.path.abspath(args.dst))
+        scratch = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
+        target = os.path.join(scratch, name)
     try:
-        convert(args.src, args.dst, disk_type, bar, **_options(args, disk_type))
+        with Progress(f"converting to {disk_type}") as progress:
+            convert(args.src, target, disk_type, progress, **_options(args, disk_type))
+        if target != args.dst:
+            os.replace(target, args.dst)
     finally:
-        bar.done()
+        if target != args.dst:
+            shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+    with open_disk(args.dst, read_only=True) as disk:
+        size = disk.capacity * SECTOR_SIZE
+    print(f"{args.dst}: {disk_type}, {human(size)}, converted from {args.src}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     report = check_disk(args.file)
+    if report.ok and report.raw:
+        print(f"{args.file}: a raw image (no metadata to check)")
+        return 0
     for error in report.errors:
         print(f"error: {error}")
     if report.leaked_bytes:
@@ -128,16 +130,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"{args.file}: no errors ({report.allocated_grains} grains allocated)")
         return 0
-    print(f"{args.file}: {len(report.errors)} errors")
+    print(f"{args.file}: {len(report.errors)} error{'s' if len(report.errors) > 1 else ''}")
     return 3
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    bar = ProgressBar("committing")
-    try:
-        parent = commit(args.child, bar)
-    finally:
-        bar.done()
+    with Progress("committing") as progress:
+        parent = commit(args.child, progress)
     print(f"{args.child}: committed into {parent}")
     return 0
 
@@ -171,6 +170,7 @@ def add_arguments(name: str, disk: argparse.ArgumentParser) -> None:
     type_options(p)
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists (single-file disk types)")
 
     p = add("check", cmd_check, "check grain tables and extents (exit 3 when damaged)")
     p.add_argument("file", metavar="FILE")

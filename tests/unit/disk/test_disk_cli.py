@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 from vmm.cli.main import build_parser
-from vmm.disk import cli
+from vmm.cli.progress import Progress
 from vmm.disk.open import open_disk
 from vmm.errors import VmmError
 
@@ -79,20 +79,48 @@ def test_check_reports_damage_with_exit_3(tmp_path, capsys):
     assert "gdOffset" in capsys.readouterr().out
 
 
-def test_progress_bar_draws_only_on_a_terminal():
+def test_progress_draws_only_on_a_terminal_and_clears_itself():
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     tty, pipe = Tty(), io.StringIO()
     for stream in (tty, pipe):
-        bar = cli.ProgressBar("copying", stream)
-        bar(50, 100)
-        bar(100, 100)
-        bar.done()
-    assert "copying [###############               ]  50%" in tty.getvalue()
-    assert tty.getvalue().endswith("100%\n")
+        with Progress("copying", stream=stream) as progress:
+            progress(50 << 20, 100 << 20)
+            progress(100 << 20, 100 << 20)
+    assert tty.getvalue().startswith("\rcopying:   0%|") and "/100M" in tty.getvalue()  # a tqdm bar
+    assert tty.getvalue().endswith("\r")  # cleared when done: the closing line stays vmm's one line
     assert pipe.getvalue() == ""
+
+
+def test_convert_says_what_it_wrote_and_replaces_only_with_force(tmp_path, capsys):
+    src, dst = tmp_path / "a.img", tmp_path / "b.vmdk"
+    vmm_disk("create", str(src), "1M")
+    assert vmm_disk("convert", str(src), str(dst)) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{dst}: monolithicSparse, 1 MiB, converted from {src}"
+    with pytest.raises(VmmError, match=r"b.vmdk: already exists \(--force replaces it\)"):
+        vmm_disk("convert", str(src), str(dst))
+    with open(src, "r+b") as f:
+        f.write(b"new")
+    assert vmm_disk("convert", str(src), str(dst), "--force") == 0
+    with open_disk(dst, read_only=True) as disk:
+        assert disk.read(0, 1)[:3] == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.img", "b.vmdk"]  # no scratch left
+    assert vmm_disk("check", str(dst)) == 0
+
+
+def test_check_refuses_a_vmdk_that_is_not_one(tmp_path, capsys):
+    garbage = tmp_path / "garbage.vmdk"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    assert vmm_disk("check", str(garbage)) == 3
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"error: {garbage}: not a VMDK (no sparse header, no descriptor): vmm would read it as a raw image",
+                   f"{garbage}: 1 error"]  # fmt: skip
+    raw = tmp_path / "disk.img"
+    raw.write_bytes(bytes(4096))
+    assert vmm_disk("check", str(raw)) == 0
+    assert capsys.readouterr().out.strip() == f"{raw}: a raw image (no metadata to check)"
 
 
 def test_module_entry_point_prints_one_line_errors(tmp_path):

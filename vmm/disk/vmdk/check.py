@@ -26,6 +26,7 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)
     leaked_bytes: int = 0
     allocated_grains: int = 0
+    raw: bool = False  # a raw image: nothing to check
 
     @property
     def ok(self) -> bool:
@@ -39,7 +40,12 @@ def check_disk(path: str | os.PathLike[str]) -> CheckReport:
 
     try:
         if not is_vmdk(path):
-            return report  # a raw image has no metadata to be inconsistent
+            if os.fspath(path).lower().endswith(".vmdk"):
+                report.errors.append(f"{os.fspath(path)}: not a VMDK (no sparse header, no descriptor): "
+                                     "vmm would read it as a raw image")  # fmt: skip
+            else:
+                report.raw = True  # a raw image has no metadata to be inconsistent
+            return report
 
         disk = VmdkDisk(path, read_only=True)
     except DiskError as exc:

@@ -18,7 +18,7 @@ class MachineExit:
 
     # The guest ended: exit-port | halted | triple-fault | error. A stop condition was
     # met: limit | timeout | stopped (request_stop) | stage | port | breakpoint |
-    # watchpoint | watch (a CpuDebug block watch said stop).
+    # watchpoint | watch (a CpuDebug block watch said stop) | idle (Stops.idle).
     reason: str
     status: int = 0
     detail: str = ""
@@ -44,5 +44,6 @@ class Stops:
     ports: frozenset[int] = frozenset()  # after an IN or OUT on one of these ports
     debug: CpuDebug | None = None
     armed: bool = True
+    idle: bool = False  # when the guest idles: HLT with interrupts on (vmm screenshot)
     every: int | None = None  # also end a slice at each multiple of this count...
     after_slice: Callable[[], None] | None = None  # ...and call this after each slice

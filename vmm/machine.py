@@ -428,6 +428,10 @@ class Machine(MachineApi):
             why = "interrupts disabled" if not state_flags & RFLAGS_IF else "no timer armed"
             self.exit = MachineExit("halted", 0, f"CPU halted with {why} at pc {pc:#x}")
             return
+        if self._stops.idle:
+            self._idle_pending = True  # the idle is still to come when the run goes on
+            self.exit = MachineExit("idle", detail="the guest idles (HLT with interrupts on)")
+            return
         now = self.clock.now_ns()
         if deadline > now:
             if pace and not self.clock.realtime:

@@ -10,11 +10,13 @@ DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps venv unicorn firmware guests test-images run test bench lint clean
+.PHONY: all setup system-deps venv unicorn bytecode firmware guests test-images run test bench lint clean
 
-all: setup firmware guests
+# Everything the README's commands need: `vmm test tests/guests` and `python -m bench`
+# use the BIOS test images too.
+all: setup firmware guests test-images
 
-setup: system-deps venv unicorn
+setup: system-deps venv unicorn bytecode
 
 # Debian packages the suite drives as references (QEMU, qemu-img, gdb). Installed only
 # when missing; needs root or sudo.
@@ -75,6 +77,11 @@ $(UNICORN_LIB): $(UNICORN_SDIST) $(UNICORN_INPUTS)
 unicorn: $(UNICORN_LIB) $(VENV)/.installed
 	@dest=$$($(BIN)/python -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("unicorn").origin).parent / "lib" / "libunicorn.so.2")'); \
 	cmp -s $(UNICORN_LIB) $$dest || { cp $(UNICORN_LIB) $$dest.tmp && mv $$dest.tmp $$dest && echo "patched libunicorn installed as $$dest"; }
+
+# Bytecode compiled once here: this environment sets PYTHONDONTWRITEBYTECODE=1, so without
+# it every `vmm` start would compile vmm's sources again (see bench/bench_start.py).
+bytecode: venv
+	$(BIN)/python -m compileall -q vmm
 
 firmware: setup
 	$(MAKE) -C firmware

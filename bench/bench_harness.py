@@ -39,7 +39,8 @@ def build_suite(folder: Path) -> list[Path]:
 def timed_run(files: list[Path], jobs: int, out: Path) -> float:
     """The wall time of the test phase, as `vmm test` reports it: Python's start-up and
     imports are the same for both job counts and would only dilute the ratio."""
-    vmm = [sys.executable, "-m", "vmm", "test", "--jobs", str(jobs), "--out", str(out), *map(str, files)]
+    reports = out / "vmm-test-out"  # a folder of its own: each vmm test run clears its --out
+    vmm = [sys.executable, "-m", "vmm", "test", "--jobs", str(jobs), "--out", str(reports), *map(str, files)]
     result = subprocess.run(vmm, capture_output=True, text=True, cwd=out)
     if result.returncode != 0:
         raise SystemExit(f"vmm test failed:\n{result.stdout}{result.stderr}")

@@ -138,7 +138,8 @@ def test_no_bootable_disk_names_what_the_bios_tried_and_exits_4():
     assert proc.returncode == 4
     assert proc.stdout.endswith("No bootable disk\n")
     assert one_error_line(proc) == (
-        "vmm: no bootable disk (boot order hdd): the BIOS tried ide0:0 README.md "
+        # README.md is under 64 KiB: vmm puts it in drive A:, as a tutorial boot sector.
+        "vmm: no bootable disk (boot order floppy,hdd): the BIOS tried floppy0 README.md "
         "(no boot signature 55 AA at byte 510 of sector 0)"
     )
 

@@ -31,14 +31,28 @@ def _why_not(path) -> str:
 
 
 def describe_boot_failure(machine) -> str:
-    """``no bootable disk: boot order floppy; the BIOS tried ide0:0 x.img (no boot signature ...)``."""
+    """``no bootable disk (boot order floppy,hdd): the BIOS tried floppy0 a.img (no boot
+    signature ...); ide0:0 x.img (...)``: what the BIOS tried, in its order, and why each
+    did not boot (firmware/boot.S: a floppy entry tries drive A:, hdd/hdd1 the hard disks,
+    CD-ROM entries are skipped, and the hard disks are tried anyway when none is named)."""
     config = machine.config
-    order = ",".join(config.boot_order)
+    floppies = [d for d in config.disks if d.kind == "floppy"]
     hard_disks = [d for d in config.disks if d.kind == "disk"]
-    skipped = [name for name in config.boot_order if name in ("floppy", "cdrom")]
-    tried = "; ".join(f"{d.slot} {d.path.name} ({_why_not(d.path)})" for d in hard_disks)
-    text = f"no bootable disk (boot order {order}"
+    tried = []
+    for name in config.boot_order:
+        if name == "floppy":
+            tried += [d for d in floppies if d not in tried]
+        elif name == "hdd":
+            tried += [d for d in hard_disks if d not in tried]
+        elif name == "hdd1":
+            tried += [d for d in hard_disks[1:2] if d not in tried]
+    if not any(name in ("hdd", "hdd1") for name in config.boot_order):
+        tried += [d for d in hard_disks if d not in tried]
+    text = f"no bootable disk (boot order {','.join(config.boot_order)}"
+    skipped = [name for name in config.boot_order if name in ("cdrom", "net")]
     if skipped:
         text += f"; this PC boots no {' or '.join(skipped)}"
     text += ")"
-    return text + (f": the BIOS tried {tried}" if tried else ": no hard disk is attached")
+    if not tried:
+        return text + ": no disk the BIOS could try is attached"
+    return text + ": the BIOS tried " + "; ".join(f"{d.slot} {d.path.name} ({_why_not(d.path)})" for d in tried)

@@ -161,3 +161,11 @@ def test_wait_without_gdb_is_refused():
     proc = vmm("run", "--wait", str(require_file(HELLO)))
     assert proc.returncode == 2
     assert one_error_line(proc) == "vmm: --wait waits for a debugger: it needs --gdb [HOST:]PORT"
+
+
+def test_serial_stdio_with_stdin_from_dev_null_runs_the_guest_to_its_end():
+    # Standard input that is not a terminal is typed to the guest; /dev/null types nothing.
+    proc = subprocess.run([sys.executable, "-m", "vmm", "run", str(require_file(HELLO))], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1  # the demo's own exit status
+    assert proc.stdout and "Traceback" not in proc.stderr

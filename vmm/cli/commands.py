@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Command:
-    module: str
-    help: str
+    """A command's module (it has ``add_arguments(name, parser)``) and its one-line help."""
+
+    __slots__ = ("module", "help")
+
+    def __init__(self, module: str, help: str) -> None:
+        self.module = module
+        self.help = help
 
 
 COMMANDS: dict[str, Command] = {

@@ -34,7 +34,7 @@ def add_arguments(name: str, shot: argparse.ArgumentParser) -> None:
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
     from vmm.cli.progress import Progress
-    from vmm.machine import Stops
+    from vmm.exits import Stops
 
     limit = parse_count(args.max_insns, "--max-insns") if args.max_insns else DEFAULT_LIMIT
     config, _ = config_from_args(args)

@@ -69,7 +69,7 @@ class StdinFeeder:
         if self.saved is not None and CTRL_RIGHT_BRACKET in data:  # Ctrl-] leaves, as telnet
             before = data[: data.index(CTRL_RIGHT_BRACKET)]
             if before:
-                self.machine.send(before)
+                self.router.type(before)
             self.left = True
             self.machine.request_stop("stopped")
             return

@@ -37,3 +37,10 @@ class BackendUnavailable(CpuError):
 
 class GuestError(VmmError):
     """The guest did something the machine cannot continue from (reported, not crashed)."""
+
+
+def hide_for_vmm_errors(excinfo) -> bool:
+    """pytest's ``__tracebackhide__`` for the modules a test script calls into (vmm.testing,
+    vmm.sizes): a failure vmm reports (ExpectationFailed, any VmmError) shows the test's own
+    lines, not vmm's frames; a bug in vmm (any other exception) keeps every frame."""
+    return isinstance(excinfo.value, VmmError)

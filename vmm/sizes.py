@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 
-from vmm.errors import ConfigError
+from vmm.errors import ConfigError, hide_for_vmm_errors
+
+__tracebackhide__ = hide_for_vmm_errors  # a bad value in a test shows the test's line
 
 KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 BINARY = {"": 1, "K": KIB, "M": MIB, "G": GIB, "T": TIB}

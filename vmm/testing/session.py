@@ -20,19 +20,12 @@ from dataclasses import dataclass
 
 from vmm.config import MachineConfig
 from vmm.cpu.base import FEATURE_TRACE, CpuDebug, DebugUnsupported
-from vmm.errors import VmmError
+from vmm.errors import VmmError, hide_for_vmm_errors
 from vmm.machine import Machine, MachineExit, Stops
 from vmm.testing.spec import Budget
 
 SCREEN_POLL = 1_000_000  # instructions between looks at the VGA screen (it raises no event)
 ENDED = ("exit-port", "halted", "triple-fault", "error")
-
-
-def hide_for_vmm_errors(excinfo) -> bool:
-    """pytest's ``__tracebackhide__`` for this module's frames (and vm.py's, spec.py's): a
-    failure vmm reports (ExpectationFailed, any VmmError) shows the test's lines, not vmm's;
-    a bug in vmm keeps every frame."""
-    return isinstance(excinfo.value, VmmError)
 
 
 __tracebackhide__ = hide_for_vmm_errors

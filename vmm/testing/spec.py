@@ -47,8 +47,10 @@ from pathlib import Path
 
 from vmm.config import DiskConfig, MachineConfig
 from vmm.debug.stages import STAGES
-from vmm.errors import ConfigError
+from vmm.errors import ConfigError, hide_for_vmm_errors
 from vmm.sizes import parse_count, parse_memory_mb
+
+__tracebackhide__ = hide_for_vmm_errors  # a bad value in a test shows the test's line
 
 STEP_KINDS = ("expect", "send", "send-keys", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
 STEP_MODIFIERS = {"within", "raw", "note"}

@@ -16,11 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmm.config import DiskConfig, MachineConfig
-from vmm.errors import ConfigError
+from vmm.errors import ConfigError, hide_for_vmm_errors
 from vmm.memory import GuestMemory
 from vmm.sizes import parse_memory_mb
 from vmm.snapshot.statefile import save_machine_state
-from vmm.testing.session import GuestSession, hide_for_vmm_errors
+from vmm.testing.session import GuestSession
 from vmm.testing.spec import DEFAULT_WITHIN, Budget, parse_budget
 
 __tracebackhide__ = hide_for_vmm_errors  # a failed wait shows the test's line, not these frames

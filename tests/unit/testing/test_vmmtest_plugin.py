@@ -48,12 +48,16 @@ def test_ids_are_test_names_a_bad_file_is_its_own_error_and_a_missing_image_fail
         @pytest.mark.vm(image={str(panic_image)!r})
         def test_waits_in_vain(vm):
             vm.expect("login: ", within="2M")
+
+        @pytest.mark.vm(image={str(panic_image)!r})
+        def test_bad_budget(vm):
+            vm.expect("login: ", within="-5")
     """
     )
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-v", "--continue-on-collection-errors", "--vmm-out", str(pytester.path / "out")
     )
-    result.assert_outcomes(passed=1, failed=1, errors=2)  # a fixture that cannot boot is an error
+    result.assert_outcomes(passed=1, failed=2, errors=2)  # a fixture that cannot boot is an error
     out = result.stdout.str()
     assert "test_named.vmm.toml::panics on boot PASSED" in out
     assert "ERROR collecting test_broken.vmm.toml" in out and "test_broken.vmm.toml" in out
@@ -61,4 +65,5 @@ def test_ids_are_test_names_a_bad_file_is_its_own_error_and_a_missing_image_fail
     assert "SKIPPED" not in out
     # The failure shows the test's own line, not vmm's frames.
     assert 'vm.expect("login: ", within="2M")' in out
-    assert "vmm/testing/session.py" not in out and "vmm/testing/vm.py" not in out
+    assert "within: -5 is negative" in out and 'vm.expect("login: ", within="-5")' in out
+    assert "vmm/testing/" not in out.replace("/vmm-out", "") and "vmm/sizes.py" not in out

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from vmm.api import MachineApi
 from vmm.bus import BusPlatform, IoBus, MmioBus, Observer
@@ -29,14 +28,12 @@ from vmm.errors import ImageError
 from vmm.exits import GUEST_ENDED, MachineExit, Stops
 from vmm.irq import IrqLine, NullIrqLine
 from vmm.memory import GuestMemory
+from vmm.physmap import DEFAULT_BIOS, ROOT, load_rom, physical_map
 from vmm.snapshot.state import MachineState, capture, restore
 
-__all__ = ["GUEST_ENDED", "Machine", "MachineExit", "MachineState", "Stops", "load_rom", "write_stdout"]
+__all__ = ["DEFAULT_BIOS", "GUEST_ENDED", "ROOT", "Machine", "MachineExit", "MachineState", "Stops", "load_rom",
+           "write_stdout"]  # fmt: skip
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BIOS = ROOT / "firmware" / "build" / "bios.bin"
-FOUR_GIB = 1 << 32
-LOW_ROM_MAX = 128 * 1024  # at most the top 128 KiB of the ROM appear below 1 MiB (as QEMU)
 MAX_SLICE = 20_000_000  # instructions between host checks (input, wall-clock timeout)
 
 
@@ -52,18 +49,6 @@ class SerialTap:
         self.data.append(value)
         if self.out is not None:
             self.out(bytes((value,)))
-
-
-def load_rom(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: BIOS ROM not found (run `make firmware`, or pass --bios ROM)") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read BIOS ROM: {exc.strerror}") from None
-    if not 64 * 1024 <= len(data) <= 256 * 1024 or len(data) % (64 * 1024):
-        raise ImageError(f"{path}: a BIOS ROM must be 64, 128, 192 or 256 KiB, not {len(data)} bytes")
-    return data
 
 
 class Machine(MachineApi):
@@ -104,37 +89,9 @@ class Machine(MachineApi):
 
         return UnicornCpu(self.memory, machine.platform, self.physical_map(), self.config.clock_mhz)
 
-    def physical_map(self) -> list:
+    def physical_map(self) -> list[PhysRegion]:
         """RAM, ROM copies, device windows and bus holes, as the CPU maps them."""
-        ram = self.memory.size
-        rom = self.rom or b""
-        low_rom = rom[-LOW_ROM_MAX:] if rom else b""
-        low_base = 0x100000 - len(low_rom)
-        regions = []
-        cursor = 0
-        # Device windows below 1 MiB (the VGA's at 0xA0000) cut holes in low RAM.
-        for window in (w for w in self.mmio.windows if w.end <= low_base):
-            if window.base > cursor:
-                regions.append(PhysRegion(cursor, min(ram, window.base) - cursor, "ram", cursor))
-            regions.append(PhysRegion(window.base, window.size, "device"))
-            cursor = window.end
-        regions.append(PhysRegion(cursor, min(ram, low_base) - cursor, "ram", cursor))
-        if low_rom:
-            regions.append(PhysRegion(low_base, len(low_rom), "rom", data=low_rom))
-        if ram > 0x100000:
-            regions.append(PhysRegion(0x100000, ram - 0x100000, "ram", 0x100000))
-        top = FOUR_GIB - len(rom) if rom else FOUR_GIB
-        cursor = max(ram, 0x100000)
-        for window in (w for w in self.mmio.windows if w.base >= 0x100000):
-            if window.base > cursor:
-                regions.append(PhysRegion(cursor, window.base - cursor, "hole"))
-            regions.append(PhysRegion(window.base, window.size, "device"))
-            cursor = window.end
-        if top > cursor:
-            regions.append(PhysRegion(cursor, top - cursor, "hole"))
-        if rom:
-            regions.append(PhysRegion(top, len(rom), "rom", data=rom))
-        return regions
+        return physical_map(self.memory.size, self.rom or b"", self.mmio.windows)
 
     def _open_disks(self) -> dict[str, object]:
         from vmm.devices.fdc82077 import FloppyMedia

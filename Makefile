@@ -5,12 +5,14 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch
+# syslinux, syslinux-common, mtools, dosfstools, fdisk: the Linux guest's disk image (guests/linux).
+APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch \
+                syslinux syslinux-common mtools dosfstools fdisk
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps venv unicorn bytecode firmware guests test-images run test bench lint clean
+.PHONY: all setup system-deps venv unicorn bytecode firmware guests linux-guest test-images run test bench lint clean
 
 # Everything the README's commands need: `vmm test tests/guests` and `python -m bench`
 # use the BIOS test images too.
@@ -96,6 +98,11 @@ $(TOYOS_BUNDLE): guests/build/toyos.img guests/build/kernel.elf
 	$(BIN)/vmm create guests/build/toyos --from-image guests/build/toyos.img
 	$(BIN)/vmm set $@ vmm.stage.kernel $$(readelf -h guests/build/kernel.elf | awk '/Entry/ {print $$4}')
 
+# The Linux guest from Debian packages (guests/linux): kernel, initramfs, syslinux disk,
+# memtest86+. Downloads once; later runs only rebuild what changed.
+linux-guest: setup
+	$(MAKE) -C guests/linux PYTHON=$(abspath $(BIN)/python)
+
 run: all
 	$(BIN)/vmm run $(DEFAULT_GUEST) --stages
 
@@ -103,10 +110,10 @@ run: all
 test-images: setup firmware
 	$(BIN)/python -m tests.bios.build
 
-test: all test-images
+test: all test-images linux-guest
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: all test-images
+bench: all test-images linux-guest
 	$(BIN)/python -m bench
 
 lint: setup

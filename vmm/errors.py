@@ -23,6 +23,14 @@ class ImageError(VmmError):
     """A ROM, disk image, kernel or other input file is missing or malformed."""
 
 
+class KernelError(ImageError):
+    """A `--kernel` file (with its initrd and command line) that cannot be booted as
+    given: not a kernel vmm knows, a malformed header, or a layout that does not fit.
+    Like a bad flag, the run never starts, so the status is 2."""
+
+    exit_status = 2
+
+
 class DiskError(ImageError):
     """A disk image (raw or VMDK) is unreadable, malformed or inconsistent."""
 

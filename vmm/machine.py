@@ -225,9 +225,9 @@ class Machine(MachineApi):
         self.cpu.set_irq_line(self.pic.output)
         self.stages.timeline.clear()
         if self.config.kernel is not None:
-            from vmm.boot.multiboot import load_multiboot
+            from vmm.boot import load_kernel
 
-            entry = load_multiboot(self, self.config.kernel, self.config.append, self.config.initrd)
+            entry = load_kernel(self, self.config.kernel, self.config.append, self.config.initrd)
             self.stages.kernel_entry = entry
             self.stages.enter("kernel", 0, 0, entry)
         else:

@@ -38,7 +38,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
         (["run", "--bios", "{rom}", "--max-insns", "-5"], 2, "--max-insns: -5 is negative"),
         (["run", "--bios", "{rom}", "--max-insns", "9999999999999T"], 2, "--max-insns: 9999999999999T is too large"),
         (["run", "--bios", "{rom}", "--mem=-64M"], 2, "--mem: -64M is negative"),
-        (["run", "--kernel", "{small}"], 1, "not a Multiboot kernel: no header with magic 0x1BADB002"),
+        (["run", "--kernel", "{small}"], 2, "neither a Linux bzImage (no 'HdrS' setup header at 0x202) nor"),
     ],
 )
 def test_bad_input_gets_one_clear_line(tmp_path, args, status, message):

@@ -46,6 +46,10 @@ CODE32 = 0x08
 DATA32 = 0x10
 
 
+class NotMultiboot(ImageError):
+    """The file has no Multiboot header (it may be another kind of kernel)."""
+
+
 @dataclass(frozen=True)
 class MultibootHeader:
     offset: int
@@ -72,7 +76,7 @@ def find_header(image: bytes, name: str) -> MultibootHeader:
             fields = struct.unpack_from("<5I", image, offset + 12)
             return MultibootHeader(offset, flags, *fields)
         return MultibootHeader(offset, flags)
-    raise ImageError(
+    raise NotMultiboot(
         f"{name}: not a Multiboot kernel: no header with magic 0x1BADB002 in its first {SEARCH_LIMIT} bytes"
     )
 
@@ -140,13 +144,14 @@ def memory_map(ram_size: int) -> list[tuple[int, int, int]]:
     ]
 
 
-def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None) -> int:
+def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None, image: bytes | None = None) -> int:
     """Load ``kernel`` (and ``initrd`` as module 0), set the CPU as the spec says; return the entry."""
     name = str(kernel)
-    try:
-        image = kernel.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{name}: cannot read kernel: {exc.strerror}") from None
+    if image is None:
+        try:
+            image = kernel.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read kernel: {exc.strerror}") from None
     header = find_header(image, name)
     entry, highest = _load_segments(machine, image, header, name)
     memory = machine.memory

@@ -23,14 +23,17 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
                    "as qemu -fda")  # fmt: skip
     p.add_argument("--boot", metavar="ORDER", help="boot order, e.g. floppy,hdd (devices: floppy, hdd, hdd1; "
                    "default: floppy first when there is one, then the hard disks)")  # fmt: skip
-    p.add_argument("--mem", metavar="SIZE", help="guest RAM, e.g. 64M or 1G (default 64M)")
+    p.add_argument("--mem", metavar="SIZE",
+                   help="guest RAM, e.g. 64M or 1G (default 64M; 128M for a Linux --kernel)")  # fmt: skip
     p.add_argument("--accel", choices=["unicorn", "kvm", "auto"], help="CPU backend (default unicorn)")
     p.add_argument("--irqchip", choices=["user", "kernel"],
                    help="with --accel kvm: vmm's PIC and PIT (user, default) or KVM's in-kernel ones")  # fmt: skip
-    p.add_argument("--kernel", metavar="ELF", help="boot a Multiboot ELF kernel directly, as qemu -kernel")
+    p.add_argument("--kernel", metavar="FILE",
+                   help="boot a kernel directly, as qemu -kernel: a Linux bzImage or a Multiboot kernel")  # fmt: skip
     p.add_argument("--append", metavar="CMDLINE", help="kernel command line (with --kernel)")
-    p.add_argument("--initrd", metavar="'FILE [ARGS]'", help="a module for the kernel (with --kernel); "
-                   "the whole text is its string, as with qemu")  # fmt: skip
+    p.add_argument("--initrd", metavar="'FILE [ARGS]'",
+                   help="with --kernel: a Linux initrd, or a Multiboot module (the whole text is its string, "
+                   "as with qemu)")  # fmt: skip
     p.add_argument("--rtc-base", metavar="WHEN", help="the RTC's time at power-on: an ISO date "
                    "(default 2026-01-01T00:00:00, UTC) or host (the host's clock, as --realtime)")  # fmt: skip
     p.add_argument("--rng-seed", metavar="N", help="seed of the generator RDRAND/RDSEED answer from (default 0)")
@@ -113,6 +116,10 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.append = args.append
     if getattr(args, "initrd", None):
         config.initrd = Path(args.initrd)
+    if config.kernel is not None and not args.mem and bundle is None and not is_bundle(target):
+        from vmm.boot import default_memory_mb
+
+        config.memory_mb = default_memory_mb(config.kernel, config.memory_mb)
     if getattr(args, "stage_kernel", None):
         config.stage_entries["kernel"] = kernel_entry(args.stage_kernel)
     from vmm.devices.pci import options as pci_options

@@ -60,6 +60,14 @@ E820_MAX_ENTRIES = 128
 EXT_RAMDISK_IMAGE = 0x0C0
 EXT_RAMDISK_SIZE = 0x0C4
 EXT_CMD_LINE_PTR = 0x0C8
+# screen_info (the first 64 bytes): what the 16-bit setup code would have learnt from the
+# BIOS about vmm's VGA text screen: mode 3, 80x25, a VGA (EGA BX with BL != 0x10), 16-line font.
+SCREEN_VIDEO_MODE = 0x06
+SCREEN_COLS = 0x07
+SCREEN_EGA_BX = 0x0A
+SCREEN_LINES = 0x0E
+SCREEN_IS_VGA = 0x0F
+SCREEN_POINTS = 0x10
 
 # Where vmm puts what it hands the kernel, all in conventional memory (as Firecracker).
 GDT_ADDR = 0x0500
@@ -232,6 +240,9 @@ def build_zero_page(header: SetupHeader, cmdline_addr: int, layout: LinuxLayout,
     """boot_params as a boot loader fills it (boot.rst, "Details of Header Fields": the
     fields marked "write" or "modify")."""
     page = bytearray(ZERO_PAGE_SIZE)
+    page[SCREEN_VIDEO_MODE], page[SCREEN_COLS], page[SCREEN_LINES], page[SCREEN_IS_VGA] = 3, 80, 25, 1
+    struct.pack_into("<H", page, SCREEN_EGA_BX, 0x0003)
+    struct.pack_into("<H", page, SCREEN_POINTS, 16)
     page[SETUP_HEADER_START : SETUP_HEADER_START + len(header.raw)] = header.raw
     page[0x210] = TYPE_OF_LOADER_UNDEFINED
     page[0x211] = header.loadflags & ~CAN_USE_HEAP  # no 16-bit setup code runs: no heap

@@ -154,10 +154,11 @@ def parse_setup_header(image: bytes, name: str) -> SetupHeader:
             f"{name}: truncated Linux kernel: the setup code is {setup_size} bytes "
             f"({setup_sects} sectors) but the file is only {len(image)} bytes"
         )
-    kernel_size = syssize * 16
-    if kernel_size == 0 or setup_size + kernel_size > len(image):
+    # syssize counts 16-byte paragraphs, rounded up: the file may end up to 15 bytes early.
+    kernel_size = min(syssize * 16, len(image) - setup_size)
+    if syssize == 0 or setup_size + syssize * 16 - 15 > len(image):
         raise KernelError(
-            f"{name}: truncated Linux kernel: the header promises {kernel_size} bytes of kernel after "
+            f"{name}: truncated Linux kernel: the header promises {syssize * 16} bytes of kernel after "
             f"{setup_size} bytes of setup, but the file is only {len(image)} bytes"
         )
     if not loadflags & LOADED_HIGH:

@@ -77,6 +77,7 @@ PML4_ADDR = 0x9000
 PDPT_ADDR = 0xA000
 PD_ADDR = 0xB000  # four page directories of 2 MiB pages: the first 4 GiB, identity mapped
 CMDLINE_ADDR = 0x20000
+CMDLINE_AREA = 0x10000  # up to 0x30000, whatever cmdline_size a header claims
 KERNEL_LOAD_ADDR = 0x100000  # where every bzImage may be loaded (LOADED_HIGH), as QEMU does
 BOOT_CS = 0x10
 BOOT_DS = 0x18
@@ -263,10 +264,10 @@ def load_linux(machine, kernel: Path, image: bytes, cmdline: str, initrd: Path |
     name = str(kernel)
     header = parse_setup_header(image, name)
     command = cmdline.encode()
-    if len(command) > header.cmdline_size:
+    limit = min(header.cmdline_size, CMDLINE_AREA - 1)
+    if len(command) > limit:
         raise KernelError(
-            f"{name}: the command line is {len(command)} bytes; this kernel accepts at most "
-            f"{header.cmdline_size} (cmdline_size)"
+            f"{name}: the command line is {len(command)} bytes; this kernel accepts at most {limit} (cmdline_size)"
         )
     initrd_data = read_file(Path(str(initrd)), "initrd") if initrd is not None else b""
     memory = machine.memory

@@ -27,7 +27,8 @@ BOOT = ["-kernel", "vmlinuz", "-initrd", "initrd.gz", "-append", APPEND]
 def cpu_seconds_to_init(command: list[str]) -> float:
     """Run ``command`` until its output holds the init line; its CPU seconds (user + sys)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(command, cwd=LINUX, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # stdin stays an open, silent pipe: at end of file QEMU's `-serial stdio` polls it busily.
+    proc = subprocess.Popen(command, cwd=LINUX, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     seen = b""
     while INIT_LINE not in seen:
@@ -39,6 +40,7 @@ def cpu_seconds_to_init(command: list[str]) -> float:
     proc.kill()
     proc.wait()
     proc.stdout.close()
+    proc.stdin.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 

@@ -49,9 +49,12 @@ DIFFERENT_FOR_A_REASON = {
         r"|MPTABLE: |IOAPIC\[0\]|BIOS bug, MP table|\.\.\. disabling SMP|smpboot: |setup_percpu: |percpu: "
         r"|SLUB: |rcu: .*nr_cpu_ids|NR_IRQS: |cblist_init_generic: ",
     "clocks: the TSC rate each machine measures against the PIT, the BogoMIPS derived from it, "
-    "and the real-time clock (QEMU: the host's date; vmm: its fixed virtual epoch)":
+    "whether the kernel trusts the TSC (QEMU's, with a second possible CPU, finds the TSCs "
+    "unsynchronized; vmm's keeps it stable), and the real-time clock (QEMU: the host's date; "
+    "vmm: its fixed virtual epoch)":
         r"tsc: |clocksource: |Calibrating delay loop|Total of 1 processors activated|rtc_cmos rtc_cmos: setting"
-        r"|audit: type=2000",
+        r"|audit: type=2000|sched_clock: Marking stable|Unstable clock detected, switching default tracing clock"
+        r"|If you want to keep using the local clock|  \"trace_clock=local\"$|on the kernel command line$",
     "memory: the BIOS tables above and the per-CPU areas of a second CPU take a few KiB":
         r"Memory: \d+K/\d+K available",
     "printed by other kernel threads, at a time that depends on each machine's timing":

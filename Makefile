@@ -10,6 +10,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linu
                 syslinux syslinux-common mtools dosfstools fdisk
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
+LINUX_BUNDLE := guests/build/linux/debian/debian.vmx
 PYTEST_ARGS ?=
 
 .PHONY: all setup system-deps venv unicorn bytecode firmware guests linux-guest test-images run test bench lint clean
@@ -102,6 +103,14 @@ $(TOYOS_BUNDLE): guests/build/toyos.img guests/build/kernel.elf
 # memtest86+. Downloads once; later runs only rebuild what changed.
 linux-guest: setup
 	$(MAKE) -C guests/linux PYTHON=$(abspath $(BIN)/python)
+	$(MAKE) $(LINUX_BUNDLE)
+
+# The syslinux disk as a bundle that boots with its own settings: 128 MiB (the kernel needs
+# about 82) and the kernel stage at the kernel's 32-bit entry, where syslinux loads it.
+$(LINUX_BUNDLE): guests/build/linux/disk.img
+	rm -rf guests/build/linux/debian
+	$(BIN)/vmm create guests/build/linux/debian --from-image guests/build/linux/disk.img --mem 128M
+	$(BIN)/vmm set $@ vmm.stage.kernel 0x100000
 
 run: all
 	$(BIN)/vmm run $(DEFAULT_GUEST) --stages

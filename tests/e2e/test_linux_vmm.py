@@ -131,10 +131,10 @@ def test_serial_output_up_to_init_matches_qemu(direct_boot, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_the_syslinux_disk_reaches_the_same_init_line(direct_boot) -> None:
-    disk = require_file(LINUX / "disk.img", "run make linux-guest")
-    # 64 MiB, the default of a disk boot, is too little for this kernel (it needs about 82).
-    result = vmm_run(str(disk), "--mem", "128M", "--stages", "--stage-kernel", "0x100000")
+def test_the_syslinux_disk_bundle_reaches_the_same_init_line(direct_boot) -> None:
+    # The bundle `make linux-guest` makes of disk.img: 128 MiB, the kernel stage at 0x100000.
+    bundle = require_file(LINUX / "debian" / "debian.vmx", "run make linux-guest")
+    result = vmm_run(str(bundle), "--stages")
     lines = serial_lines(result.stdout)
     direct_init = next(line for line in serial_lines(direct_boot.stdout) if INIT_LINE.fullmatch(line))
     assert result.returncode == EXIT_STATUS, result.stderr.decode()

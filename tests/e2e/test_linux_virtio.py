@@ -54,7 +54,8 @@ def cpio_replace(archive: bytes, name: str, data: bytes) -> bytes:
         if entry_name == name:
             fields[6], body = len(data), data
         out += b"070701" + b"".join(b"%08X" % value for value in fields) + archive[at + 110 : name_end]
-        out += bytes(-len(out) % 4) + body + bytes(-(len(out) + len(body)) % 4)
+        out += bytes(-len(out) % 4)  # the name's padding, then the body's
+        out += body + bytes(-len(body) % 4)
         if entry_name == "TRAILER!!!":
             return bytes(out)
         at = following

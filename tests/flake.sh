@@ -5,7 +5,8 @@
 # The clone is set up once (`make all test-images`, as CI does), then the suite runs N
 # times with VMM_STRICT=1; each run writes a JUnit XML report, and the per-test outcomes
 # are tallied from those. Uncommitted changes are not part of the clone. Exit status: 0
-# when every test passed in every run, 1 when some did not, 2 on a usage or set-up error.
+# when every test passed in every run (tests skipped in every run are listed apart), 1
+# when some test failed or errored at least once, 2 on a usage or set-up error.
 # The clone is removed at the end unless FLAKE_KEEP=1 (its path is printed either way).
 set -eu
 
@@ -68,10 +69,14 @@ for n in range(1, runs + 1):
         kinds = {child.tag for child in case}
         outcome = next((k for k in ("failure", "error", "skipped") if k in kinds), "passed")
         outcomes[name][outcome] += 1
-bad = {name: c for name, c in outcomes.items() if c["passed"] != runs}
-print(f"flake: {len(outcomes)} tests, {len(outcomes) - len(bad)} passed {runs} of {runs}")
+always_skipped = sorted(name for name, c in outcomes.items() if c["skipped"] == runs)
+bad = {name: c for name, c in outcomes.items() if c["passed"] != runs and c["skipped"] != runs}
+passed = len(outcomes) - len(bad) - len(always_skipped)
+print(f"flake: {len(outcomes)} tests, {passed} passed {runs} of {runs}, {len(always_skipped)} skipped in every run")
 for name, c in sorted(bad.items()):
     detail = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k != "passed")
     print(f"  {name}: passed {c['passed']} of {runs} ({detail})")
+for name in always_skipped:
+    print(f"  (skipped every time: {name})")
 sys.exit(1 if bad or not outcomes else 0)
 EOF

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def vmm_run(guest: dict[str, Path]) -> dict:
     pattern_disk(raw)
     source = work / "vd-source.img"
     pattern_disk(source)
-    subprocess.run([str(ROOT / ".venv" / "bin" / "vmm"), "disk", "convert", "--type", "monolithicSparse",
+    subprocess.run([sys.executable, "-m", "vmm", "disk", "convert", "--type", "monolithicSparse",
                     str(source), str(vmdk)], check=True)  # fmt: skip
     config = MachineConfig(
         machine="pc", memory_mb=128, serial=SerialConfig("none"), balloon=True,

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(folder: Path | str) -> None:
@@ -46,13 +48,15 @@ def temp_beside(path: Path, mode: int | None = None) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
-def atomic_write(path: Path | str, data: bytes, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data``; ``mode`` defaults to the old file's, else the umask's."""
+@contextlib.contextmanager
+def replacing(path: Path | str, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Write a file that replaces ``path`` only once the block ended without error: the
+    temporary file is fsync'ed, renamed over ``path`` and the folder fsync'ed."""
     path = Path(os.path.abspath(path))
     fd, tmp = temp_beside(path, mode)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -61,6 +65,12 @@ def atomic_write(path: Path | str, data: bytes, mode: int | None = None) -> None
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(path: Path | str, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data``; ``mode`` defaults to the old file's, else the umask's."""
+    with replacing(path, mode) as out:
+        out.write(data)
 
 
 SPARSE_CHUNK = 64 * 1024
@@ -69,24 +79,13 @@ SPARSE_CHUNK = 64 * 1024
 def atomic_write_sparse(path: Path | str, data: bytes | bytearray | memoryview, mode: int | None = None) -> None:
     """``atomic_write`` for mostly-zero data (guest RAM): zero 64 KiB runs become holes, so a
     64 MiB memory file of a small guest takes what the guest used, and reads back the same."""
-    path = Path(os.path.abspath(path))
     view = memoryview(data).cast("B")
     zero = bytes(SPARSE_CHUNK)
-    fd, tmp = temp_beside(path, mode)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for start in range(0, len(view), SPARSE_CHUNK):
-                chunk = view[start : start + SPARSE_CHUNK]
-                if chunk == zero[: len(chunk)]:
-                    out.seek(len(chunk), os.SEEK_CUR)
-                else:
-                    out.write(chunk)
-            out.truncate(len(view))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    with replacing(path, mode) as out:
+        for start in range(0, len(view), SPARSE_CHUNK):
+            chunk = view[start : start + SPARSE_CHUNK]
+            if chunk == zero[: len(chunk)]:
+                out.seek(len(chunk), os.SEEK_CUR)
+            else:
+                out.write(chunk)
+        out.truncate(len(view))

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmm.confine import FileScope
 from vmm.errors import ConfigError
 
 MIB = 1 << 20
@@ -36,6 +37,7 @@ class DiskConfig:
 class SerialConfig:
     kind: str = "stdio"  # stdio | file | socket | pipe | none
     path: str | None = None  # file path, socket HOST:PORT, or pipe path
+    scope: FileScope | None = None  # a file named by a bundle: opened under its rule (vmm.confine)
 
 
 @dataclass
@@ -87,6 +89,10 @@ class MachineConfig:
     # False: the BIOS does not copy INT 10h teletype output to COM1 (CMOS 0x60 bit 1,
     # for this run only); None: as the CMOS/.nvram says.
     bios_serial: bool | None = None
+    # Paths outside a bundle or disk folder the user named (--allow-path), and whether
+    # symlinks a bundle or disk descriptor leads to are followed (--follow-symlinks).
+    allowed_paths: list[Path] = field(default_factory=list)
+    follow_symlinks: bool = False
 
     @property
     def floppy(self) -> DiskConfig | None:
@@ -100,6 +106,9 @@ class MachineConfig:
             if slot not in taken:
                 return slot
         raise ConfigError(f"{path}: no free IDE slot (vmm has two disks at most: {', '.join(IDE_SLOTS)})")
+
+    def file_scope(self, folder: Path | str) -> FileScope:
+        return FileScope.of(folder, self.allowed_paths, self.follow_symlinks)
 
     def validate(self) -> MachineConfig:
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:

@@ -35,6 +35,14 @@ class DiskError(ImageError):
     """A disk image (raw or VMDK) is unreadable, malformed or inconsistent."""
 
 
+class DiskIOError(DiskError):
+    """The host failed to write (or read) a disk's file: disk full, I/O error, short write.
+
+    The one error the disk layer raises for it; a disk controller (ATA, virtio-blk) turns
+    it into its own I/O error status for the guest, and the monitor reports it once.
+    """
+
+
 class CpuError(VmmError):
     """The CPU backend cannot start, or stopped in a way it cannot continue from."""
 

@@ -51,6 +51,10 @@ class SerialTap:
             self.out(bytes((value,)))
 
 
+def _warn_on_stderr(line: str) -> None:
+    print(f"vmm: {line}", file=sys.stderr, flush=True)
+
+
 class Machine(MachineApi):
     """A PC: build it from a MachineConfig, then ``run()``."""
 
@@ -69,6 +73,9 @@ class Machine(MachineApi):
         self._idle_pending = False  # an exact run ended on HLT: idle when the next starts
         self._stops = Stops()
         self._port_hit: tuple[str, int, int, int, int] | None = None
+        # Things the user should hear about while the guest runs on (one line each).
+        self.warn: Callable[[str], None] = _warn_on_stderr
+        self.disk_io_errors = 0
         self.rom = load_rom(config.bios or DEFAULT_BIOS) if config.kernel is None or config.bios else None
         self.stages = StageTracker(config.stage_entries.get("kernel"))
         self.disks = self._open_disks()
@@ -102,7 +109,8 @@ class Machine(MachineApi):
         for disk in self.config.disks:
             if not disk.path.exists():
                 raise ImageError(f"{disk.path}: disk image not found ({disk.slot})")
-            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only or self.config.scratch_disks)
+            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only or self.config.scratch_disks,
+                                         scope=self.config.file_scope(disk.path.parent))
             if self.config.scratch_disks:
                 from vmm.disk.scratch import ScratchDisk
 
@@ -147,7 +155,8 @@ class Machine(MachineApi):
         self.fdc = Fdc82077(irq[6], self.dma, self.floppy_media)
         self.vga = Vga(self.memory)
         self.mmio.register(GRAPHICS_BASE, GRAPHICS_WINDOW, self.vga)
-        self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"))
+        self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"),
+                                 on_io_error=self._on_disk_io_error)
         self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)
         self.exit_port = ExitPort(self._on_exit_port)
@@ -177,6 +186,12 @@ class Machine(MachineApi):
         # The 8042 and port 0x92 drive one A20 line and the last write wins, as in QEMU
         # (the reference the BIOS tests compare with).
         self.cpu.set_a20(enabled)
+
+    def _on_disk_io_error(self, exc: Exception) -> None:
+        """A host write for the guest failed (disk full): the guest got an I/O error; say so once."""
+        if not self.disk_io_errors:
+            self.warn(f"{exc}; the guest gets I/O errors for the writes that fail")
+        self.disk_io_errors += 1
 
     def _on_exit_port(self, status: int) -> None:
         self.exit = MachineExit("exit-port", status)

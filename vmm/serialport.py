@@ -13,9 +13,12 @@ run loop polls the socket between slices; nothing blocks the guest.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 
 from vmm import listen
+from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.errors import ConfigError
 
 
@@ -25,6 +28,14 @@ def parse_endpoint(text: str, what: str = "--serial socket") -> tuple[str, int]:
 
 class SerialEndpoint:
     interactive = False
+    lost = False  # a write failed (device full, reader gone): output is discarded from then on
+
+    def _write_failed(self, where: str, exc: OSError) -> None:
+        """Say once that COM1 output cannot be written, and drop it from then on (the guest runs on)."""
+        if not self.lost:
+            self.lost = True
+            print(f"vmm: {where}: cannot write COM1 output: {exc.strerror or exc}; output discarded from here",
+                  file=sys.stderr, flush=True)
 
     def attach(self, machine) -> None:
         self.machine = machine
@@ -44,19 +55,39 @@ class StdoutSerial(SerialEndpoint):
         self.stream = stream
 
     def write(self, data: bytes) -> None:
-        self.stream.write(data)
-        self.stream.flush()
+        if self.lost:
+            return
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._write_failed("stdout", exc)
 
 
 class FileSerial(SerialEndpoint):
-    def __init__(self, path: str) -> None:
+    """COM1 output to a file; a file a bundle names is opened under the bundle's rule
+    (``scope``: inside its folder, never through a symlink unless asked, see vmm.confine)."""
+
+    def __init__(self, path: str, scope: FileScope | None = None) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            self.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+            fd = scope.open(path, flags) if scope is not None else os.open(path, flags, 0o666)
+        except ScopeRefusal as exc:
+            raise ConfigError(f"serial0.fileName: {exc}") from None
         except OSError as exc:
-            raise ConfigError(f"--serial file:{path}: {exc.strerror}") from None
+            raise ConfigError(f"--serial file:{printable(path)}: {exc.strerror}") from None
+        self.handle = open(fd, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self.path = path
 
     def write(self, data: bytes) -> None:
-        self.handle.write(data)
+        if self.lost:
+            return
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            self._write_failed(printable(self.path), exc)
 
     def close(self) -> None:
         self.handle.close()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vmm.bundle.config import BundleConfig, build_config, parse_vmx_bool, resolve_bundle
+from vmm.bundle.config import BundleConfig, build_config, resolve_bundle
 from vmm.bundle.create import create_bundle
 from vmm.bundle.lock import VmLock
 from vmm.bundle.nvram import ForeignNvramError, Nvram
 from vmm.bundle.vmx import VmxFile, check_key, escape_value
+from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.errors import ConfigError, VmmError
 from vmm.sizes import parse_memory_mb
 
@@ -134,10 +135,12 @@ def nvram_path(path: Path | str) -> tuple[Path, Path | None]:
     vmx_path = Path(os.path.abspath(resolve_bundle(path)))
     vmx = VmxFile.load(vmx_path)
     name = vmx.get("nvram") or f"{vmx_path.stem}.nvram"
-    outside = os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == ".."
-    if outside and not parse_vmx_bool(vmx.get("vmm.allowOutsidePaths") or "FALSE"):
-        raise ConfigError(f"{vmx.where('nvram')}: nvram: {name!r} is outside the bundle folder")
-    return Path(os.path.normpath(vmx_path.parent / name)), vmx_path
+    path = Path(os.path.normpath(vmx_path.parent / name))
+    try:
+        FileScope.of(vmx_path.parent, kind="bundle folder").check(path, repr(printable(name)))
+    except ScopeRefusal as exc:
+        raise ConfigError(f"{vmx.where('nvram')}: nvram: {exc}") from None
+    return path, vmx_path
 
 
 def _load_nvram(path: Path) -> tuple[Nvram, bool]:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmm.bundle.nvram import ForeignNvramError, Nvram
 from vmm.bundle.vmx import VmxFile
 from vmm.config import MAX_MEMORY_MB, MIN_MEMORY_MB, DiskConfig, MachineConfig, NicConfig, SerialConfig
+from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.errors import ConfigError
 from vmm.sizes import parse_memory_mb
 
@@ -109,11 +110,18 @@ def resolve_bundle(path: Path | str) -> Path:
     return path
 
 
-def read_bundle(path: Path | str) -> BundleConfig:
-    """Load and check the bundle at ``path`` (``NAME.vmx`` or its folder)."""
+def read_bundle(path: Path | str, allowed: Iterable[str | os.PathLike[str]] = (),
+                follow_symlinks: bool = False) -> BundleConfig:
+    """Load and check the bundle at ``path`` (``NAME.vmx`` or its folder).
+
+    Files the .vmx names must lie in the bundle folder, with no symlink on the way, unless
+    the user named them (``allowed``, from ``--allow-path``) or asked for symlinks to be
+    followed (``--follow-symlinks``): see vmm.confine.
+    """
     vmx_path = resolve_bundle(path)
     vmx_path = Path(os.path.abspath(vmx_path))
-    return build_config(VmxFile.load(vmx_path), vmx_path)
+    return build_config(VmxFile.load(vmx_path), vmx_path, FileScope.of(vmx_path.parent, allowed, follow_symlinks,
+                                                                                "bundle folder"))
 
 
 def load_bundle(path: Path | str) -> tuple[MachineConfig, list[str]]:
@@ -122,8 +130,9 @@ def load_bundle(path: Path | str) -> tuple[MachineConfig, list[str]]:
     return bundle.machine, bundle.ignored_keys
 
 
-def build_config(vmx: VmxFile, vmx_path: Path) -> BundleConfig:
-    return _Reader(vmx, Path(os.path.abspath(vmx_path))).build()
+def build_config(vmx: VmxFile, vmx_path: Path, scope: FileScope | None = None) -> BundleConfig:
+    vmx_path = Path(os.path.abspath(vmx_path))
+    return _Reader(vmx, vmx_path, scope or FileScope.of(vmx_path.parent, kind="bundle folder")).build()
 
 
 def parse_vmx_bool(text: str) -> bool | None:
@@ -132,15 +141,15 @@ def parse_vmx_bool(text: str) -> bool | None:
 
 
 class _Reader:
-    def __init__(self, vmx: VmxFile, vmx_path: Path) -> None:
+    def __init__(self, vmx: VmxFile, vmx_path: Path, scope: FileScope) -> None:
         self.vmx = vmx
+        self.scope = scope
         self.vmx_path = vmx_path
         self.folder = vmx_path.parent
         self.used: set[str] = set()
         self.meaning: dict[str, str] = {}
         self.notes: list[str] = []
         self.not_honoured: set[str] = set()  # keys read but whose wish vmm cannot follow
-        self.allow_outside = False
         self.nvram_foreign = False
 
     # ---- helpers -------------------------------------------------------------------
@@ -193,26 +202,25 @@ class _Reader:
         value = self.get(key)
         if value is None or value == "":
             return None
-        relative = Path(value)
-        outside = relative.is_absolute() or os.path.normpath(value).split(os.sep)[0] == ".."
-        if outside and not self.allow_outside:
-            raise self.error(
-                key,
-                f"{value!r} is outside the bundle folder {self.folder} "
-                f'(set vmm.allowOutsidePaths = "TRUE" to allow it)',
-            )
-        full = Path(os.path.normpath(self.folder / relative))
+        full = Path(os.path.normpath(self.folder / value))
+        try:
+            self.scope.check(full, repr(printable(value)))
+        except ScopeRefusal as exc:
+            raise self.error(key, str(exc)) from None
         if must_exist and not full.is_file():
-            raise self.error(key, f"{value!r}: no such file ({full})")
+            raise self.error(key, f"{printable(value)!r}: no such file ({printable(full)})")
         return full
 
     # ---- the mapping ---------------------------------------------------------------
 
     def build(self) -> BundleConfig:
-        self.allow_outside = self.boolean("vmm.allowOutsidePaths", False)
-        allowed = "allowed" if self.allow_outside else "refused"
-        self.explain("vmm.allowOutsidePaths", f"paths outside the bundle folder {allowed}")
-        machine = MachineConfig(name=self.vmx_path.stem)
+        if self.boolean("vmm.allowOutsidePaths", False):
+            # A bundle cannot widen its own reach: a downloaded .vmx would name any host file.
+            self.notes.append('vmm.allowOutsidePaths = "TRUE" is not honoured: name files outside the bundle '
+                              "folder with --allow-path")
+        self.explain("vmm.allowOutsidePaths", "not honoured: files outside the bundle need --allow-path")
+        machine = MachineConfig(name=self.vmx_path.stem, allowed_paths=[Path(p) for p in self.scope.allowed],
+                                follow_symlinks=self.scope.follow_symlinks)
         name = self.get("displayName")
         if name:
             machine.name = name
@@ -268,6 +276,10 @@ class _Reader:
         path = self.path("nvram", must_exist=False)
         if path is None:
             path = self.folder / f"{self.vmx_path.stem}.nvram"
+            try:
+                self.scope.check(path)
+            except ScopeRefusal as exc:
+                raise ConfigError(f"{self.vmx_path.name}: nvram: {exc}") from None
         if path.exists():
             try:
                 nvram = Nvram.load(path)
@@ -362,7 +374,7 @@ class _Reader:
             if not name:
                 raise self.error("serial0.fileName", "a serial port to a file needs a file name")
             path = self.path("serial0.fileName", must_exist=False)
-            machine.serial = SerialConfig("file", str(path))
+            machine.serial = SerialConfig("file", str(path), scope=self.scope)
         elif file_type == "network":
             machine.serial = SerialConfig("socket", self._socket_address(name))
         elif file_type == "pipe":

@@ -40,6 +40,15 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     from vmm.devices.pci import options as pci_options
 
     pci_options.add_flags(p)
+    p.add_argument("--allow-path", metavar="PATH", action="append", default=[],
+                   help="let a bundle or disk chain use this file or folder outside its own folder (repeatable)")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="follow symlinks a bundle or a disk descriptor leads to (refused by default)")
+
+
+def scope_args(args: argparse.Namespace) -> tuple[list[str], bool]:
+    """--allow-path and --follow-symlinks: what a bundle or disk chain may reach (vmm.confine)."""
+    return list(getattr(args, "allow_path", None) or []), bool(getattr(args, "follow_symlinks", False))
 
 
 def serial_config(text: str) -> SerialConfig:
@@ -73,7 +82,7 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         if bundle is None:
             from vmm.bundle.config import read_bundle
 
-            bundle = read_bundle(Path(target))
+            bundle = read_bundle(Path(target), *scope_args(args))
         config, ignored = bundle.machine, bundle.ignored_keys
     else:
         config = MachineConfig()
@@ -89,6 +98,9 @@ def config_from_args(args: argparse.Namespace, bundle=None) -> tuple[MachineConf
         config.boot_order = boot_order(args.boot)
     elif bundle is None and config.floppy is not None:
         config.boot_order = ["floppy", "hdd"]  # a PC's "A: then C:"
+    allowed, follow = scope_args(args)
+    config.allowed_paths += [Path(p) for p in allowed]
+    config.follow_symlinks = config.follow_symlinks or follow
     if args.bios:
         config.bios = Path(args.bios)
     if args.mem:

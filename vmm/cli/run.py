@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmm.cli.machine_flags import add_machine_flags, config_from_args, is_bundle, make_machine
+from vmm.cli.machine_flags import add_machine_flags, config_from_args, is_bundle, make_machine, scope_args
 from vmm.config import MachineConfig
 from vmm.errors import ConfigError
 from vmm.sizes import parse_count
@@ -28,7 +28,7 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--serial", metavar="WHERE",
                      help="stdio (default), none, file:PATH, or socket:[HOST:]PORT (a TCP server)")  # fmt: skip
     run.add_argument("--max-insns", metavar="N", help=f"stop after N instructions, e.g. 3M (exit status {EXIT_LIMIT})")
-    run.add_argument("--timeout", metavar="S", type=float, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
+    run.add_argument("--timeout", metavar="S", type=seconds, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
     run.add_argument("--stage-kernel", metavar="ADDR|ELF",
                      help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
@@ -52,6 +52,17 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.set_defaults(func=cmd_run)
 
 
+def seconds(text: str) -> float:
+    """A --timeout: a finite number of seconds above zero (not -1, not nan)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above zero")
+    return value
+
+
 def open_serial(config: MachineConfig):
     """The host end of COM1 (see vmm.serialport)."""
     from vmm import serialport
@@ -62,7 +73,7 @@ def open_serial(config: MachineConfig):
     if kind == "none":
         return serialport.SerialEndpoint()
     if kind == "file":
-        return serialport.FileSerial(path)
+        return serialport.FileSerial(path, scope=config.serial.scope)
     if kind == "socket":
         return serialport.SocketSerial(path)
     raise ConfigError(f"serial kind {kind!r} is not supported by `vmm run` yet")
@@ -73,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from vmm.bundle.config import read_bundle
         from vmm.bundle.lock import VmLock
 
-        bundle = read_bundle(Path(args.image))
+        bundle = read_bundle(Path(args.image), *scope_args(args))
         # One monitor per VM; the guest's CMOS goes back into the .nvram at power-off.
         with VmLock(bundle.vmx_path):
             return _run(args, bundle)

@@ -33,7 +33,7 @@ from typing import Any
 
 from vmm.devices.base import Device
 from vmm.disk.base import BlockDevice
-from vmm.errors import DiskError
+from vmm.errors import DiskError, DiskIOError
 from vmm.irq import IrqLine, NullIrqLine
 
 SECTOR = 512
@@ -132,8 +132,12 @@ class AtaController(Device):
 
     def __init__(self, irq: IrqLine | None = None, master: BlockDevice | None = None,
                  slave: BlockDevice | None = None, base: int = 0x1F0, control: int = 0x3F6,
-                 model: str = "VMM HARDDISK", firmware: str = "0.1") -> None:  # fmt: skip
+                 model: str = "VMM HARDDISK", firmware: str = "0.1",
+                 on_io_error: Callable[[DiskIOError], None] | None = None) -> None:  # fmt: skip
         self.irq = irq if irq is not None else NullIrqLine(14)
+        # A host write that failed (disk full): the command ends with ERR and ABRT, as QEMU's
+        # werror=report, and the monitor is told (it says so once).
+        self.on_io_error = on_io_error
         self.disks = [master, slave]
         self.base, self.control_port = base, control
         self.ports = [(base, 8), (control, 1)]
@@ -303,6 +307,8 @@ class AtaController(Device):
         elif kind == "flush":
             try:
                 disk.flush()
+            except DiskIOError as exc:
+                self._host_io_error(exc)
             except (DiskError, OSError):
                 self._finish(ABRT)
             else:
@@ -315,6 +321,11 @@ class AtaController(Device):
             self._finish()
         else:  # "verify" (the range is checked) and the accepted no-data commands
             self._finish()
+
+    def _host_io_error(self, exc: DiskIOError) -> None:
+        if self.on_io_error is not None:
+            self.on_io_error(exc)
+        self._finish(ABRT)
 
     def _next_read_block(self) -> None:
         xfer, disk = self.transfer, self.disk
@@ -355,6 +366,10 @@ class AtaController(Device):
             if disk is None:
                 raise DiskError("the drive went away")
             disk.write(xfer.lba, bytes(xfer.buffer))
+        except DiskIOError as exc:  # the host could not write (disk full): the monitor says so once
+            self._set_address(xfer.lba, self._lba48)
+            self._host_io_error(exc)
+            return False
         except (DiskError, OSError):
             self._set_address(xfer.lba, self._lba48)
             self._finish(ABRT)

@@ -8,12 +8,30 @@ hardware's error status, never a traceback).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from vmm.errors import DiskError
+from vmm.errors import DiskError, DiskIOError
 
 SECTOR_SIZE = 512
+
+
+def write_all(fd: int, data: bytes, offset: int, path: str | None = None) -> None:
+    """``pwrite`` all of ``data`` at ``offset``, or raise DiskIOError (a short write is an error:
+    a full disk often takes part of a write and refuses the rest)."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        try:
+            n = os.pwrite(fd, view[done:], offset + done)
+        except OSError as exc:
+            raise DiskIOError(f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: "
+                              f"{exc.strerror}") from None
+        if n <= 0:
+            raise DiskIOError(f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: "
+                              f"only {done} bytes written (disk full?)")
+        done += n
 
 
 class BlockDevice(ABC):

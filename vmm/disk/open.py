@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from vmm.confine import FileScope
 from vmm.disk.base import BlockDevice
 from vmm.disk.raw import RawDisk
 from vmm.disk.vmdk.descriptor import DESCRIPTOR_MAGIC
@@ -25,8 +26,12 @@ def is_vmdk(path: str | os.PathLike[str]) -> bool:
     return head.startswith(MAGIC_BYTES) or head.startswith(DESCRIPTOR_MAGIC.encode())
 
 
-def open_disk(path: str | os.PathLike[str], read_only: bool = False) -> BlockDevice:
-    """Open a raw image or a VMDK (any hosted type, with its parent chain)."""
+def open_disk(path: str | os.PathLike[str], read_only: bool = False, scope: FileScope | None = None) -> BlockDevice:
+    """Open a raw image or a VMDK (any hosted type, with its parent chain).
+
+    The files a VMDK's descriptor names must lie within ``scope`` (default: the disk's own
+    folder, no symlinks): see vmm.confine.
+    """
     if is_vmdk(path):
-        return VmdkDisk(path, read_only=read_only)
+        return VmdkDisk(path, read_only=read_only, scope=scope)
     return RawDisk(path, read_only=read_only)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from vmm.disk.base import SECTOR_SIZE, BlockDevice
+from vmm.disk.base import SECTOR_SIZE, BlockDevice, write_all
 from vmm.errors import DiskError
 
 
@@ -39,7 +39,7 @@ class RawDisk(BlockDevice):
         if self.read_only:
             raise DiskError(f"{self.path}: the disk is open read-only")
         self.check_range(lba, self.check_data(data))
-        os.pwrite(self._fd, data, lba * SECTOR_SIZE)
+        write_all(self._fd, data, lba * SECTOR_SIZE, self.path)
 
     def flush(self) -> None:
         if not self.read_only and self._fd >= 0:

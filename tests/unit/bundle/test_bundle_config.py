@@ -153,14 +153,17 @@ def test_bad_settings_name_file_line_and_key(tmp_path: Path, body: str, message:
     assert str(info.value).startswith(f"{vmx.parent.resolve()}/{message}")
 
 
-def test_outside_paths_allowed_when_the_bundle_says_so(tmp_path: Path) -> None:
+def test_outside_paths_need_the_user_not_the_bundle(tmp_path: Path) -> None:
     (tmp_path / "shared.img").write_bytes(bytes(512))
     vmx = make_bundle(
         tmp_path,
         'vmm.allowOutsidePaths = "TRUE"\nide0:0.present = "TRUE"\nide0:0.fileName = "../shared.img"\n',
     )
-    config, _ = load_bundle(vmx)
-    assert config.disks[0].path == tmp_path.resolve() / "shared.img"
+    with pytest.raises(ConfigError, match=r"'\.\./shared\.img' is outside the bundle folder .* --allow-path"):
+        load_bundle(vmx)
+    bundle = read_bundle(vmx, allowed=[tmp_path / "shared.img"])
+    assert bundle.machine.disks[0].path == tmp_path.resolve() / "shared.img"
+    assert any("vmm.allowOutsidePaths" in note for note in bundle.notes)
 
 
 def test_switched_off_devices_are_not_reported(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import bisect
 import os
 from collections.abc import Iterator
 
-from vmm.disk.base import SECTOR_SIZE, BlockDevice
+from vmm.confine import FileScope, ScopeRefusal, printable
+from vmm.disk.base import SECTOR_SIZE, BlockDevice, write_all
 from vmm.disk.vmdk.descriptor import (
     DESCRIPTOR_MAGIC,
     MONOLITHIC_SPARSE,
@@ -63,23 +64,34 @@ def _decode(raw: bytes) -> str:
 
 
 class VmdkDisk(BlockDevice):
-    """Open ``path`` (a descriptor file or a sparse file with an embedded descriptor)."""
+    """Open ``path`` (a descriptor file or a sparse file with an embedded descriptor).
+
+    ``path`` is the file the user named. The files its descriptor names (extents, the parent
+    chain) must lie in its own folder unless ``scope`` (the paths named on the command line,
+    whether symlinks may be followed) allows them: see vmm.confine.
+    """
 
     def __init__(self, path: str | os.PathLike[str], read_only: bool = False, *,
-                 _chain: tuple[str, ...] = ()) -> None:
+                 scope: FileScope | None = None, _chain: tuple[str, ...] = (),
+                 _named_by: str | None = None) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self.directory = os.path.dirname(os.path.abspath(self.path))
+        # The files this disk names must lie in its own folder (or be named by the user).
+        self.scope = (scope or FileScope(self.directory)).within(self.directory)
         self.extents: list[Extent] = []
         self.parent: VmdkDisk | None = None
         self._fd = -1
         self._cid_refreshed = False
+        flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC
         try:
-            self._fd = os.open(self.path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
+            self._fd = self.scope.open(self.path, flags) if _named_by else os.open(self.path, flags)
+        except ScopeRefusal as exc:
+            raise DiskError(f"{_named_by}: {exc}") from None
         except FileNotFoundError:
-            raise DiskError(f"{self.path}: no such file") from None
+            raise DiskError(f"{printable(self.path)}: no such file") from None
         except OSError as exc:
-            raise DiskError(f"{self.path}: cannot open: {exc.strerror}") from None
+            raise DiskError(f"{printable(self.path)}: cannot open: {exc.strerror}") from None
         try:
             self._open(_chain)
         except BaseException:
@@ -98,13 +110,18 @@ class VmdkDisk(BlockDevice):
             self.descriptor = parse_descriptor(text, self.path)
             self._descriptor_writable = True
         me = os.path.realpath(self.path)
-        fd_given = False
-        for line in self.descriptor.extents:
-            fd = None
-            if (self.embedded_header is not None and not fd_given and line.type == "SPARSE"
-                    and os.path.realpath(os.path.join(self.directory, line.filename or "")) == me):
-                fd, fd_given = os.dup(self._fd), True
-            self.extents.append(open_extent(line, self.directory, self.read_only, fd))
+        if self.embedded_header is not None:
+            # A sparse file is its own one extent, whatever file name its embedded descriptor
+            # gives (a renamed monolithicSparse still opens, as in QEMU), and it never opens
+            # other files through that descriptor.
+            first = next((line for line in self.descriptor.extents if line.type == "SPARSE"), None)
+            access = first.access if first is not None else "RW"
+            line = ExtentLine(access, self.embedded_header.capacity, "SPARSE", os.path.basename(self.path))
+            self.extents.append(open_extent(line, self.directory, self.read_only, os.dup(self._fd)))
+        else:
+            for line in self.descriptor.extents:
+                self.extents.append(open_extent(line, self.directory, self.read_only, None, self.scope,
+                                                f"{printable(self.path)}: extent {printable(line.filename or '')!r}"))
         self._starts = []
         total = 0
         for extent in self.extents:
@@ -116,14 +133,19 @@ class VmdkDisk(BlockDevice):
 
     def _open_parent(self, chain: tuple[str, ...]) -> None:
         hint = self.descriptor.parent_hint or ""
+        shown = f"{printable(self.path)}: descriptor: parentFileNameHint {printable(hint)!r}"
         parent_path = os.path.join(self.directory, hint)
         if os.path.realpath(parent_path) in chain:
-            raise DiskError(f"{self.path}: descriptor: parentFileNameHint {hint!r} makes a loop in the parent chain")
+            raise DiskError(f"{shown} makes a loop in the parent chain")
         if len(chain) >= MAX_CHAIN_DEPTH:
-            raise DiskError(f"{self.path}: parent chain is deeper than {MAX_CHAIN_DEPTH} disks")
+            raise DiskError(f"{printable(self.path)}: parent chain is deeper than {MAX_CHAIN_DEPTH} disks")
+        try:
+            self.scope.check(parent_path)
+        except ScopeRefusal as exc:
+            raise DiskError(f"{shown}: {exc}") from None
         if not os.path.exists(parent_path):
-            raise DiskError(f"{self.path}: descriptor: parentFileNameHint {hint!r}: parent disk is missing")
-        self.parent = VmdkDisk(parent_path, read_only=True, _chain=chain)
+            raise DiskError(f"{shown}: parent disk is missing")
+        self.parent = VmdkDisk(parent_path, read_only=True, scope=self.scope, _chain=chain, _named_by=shown)
         if self.parent.cid != self.descriptor.parent_cid:
             raise DiskError(f"{self.path}: descriptor: parentCID {self.descriptor.parent_cid:08x} does not match "
                             f"CID {self.parent.cid:08x} of parent {parent_path} (the parent changed since)")
@@ -221,7 +243,7 @@ class VmdkDisk(BlockDevice):
             if len(text) > area:
                 raise DiskError(f"{self.path}: descriptor of {len(text)} bytes does not fit descriptorSize "
                                 f"{header.descriptor_size} sectors")
-            os.pwrite(self._fd, text.ljust(area, b"\0"), header.descriptor_offset * SECTOR_SIZE)
+            write_all(self._fd, text.ljust(area, b"\0"), header.descriptor_offset * SECTOR_SIZE, self.path)
             return
         write_file_atomic(self.path, text)
         # The rename replaced the file: keep a descriptor of the new one.

@@ -16,13 +16,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
-from vmm.disk.base import SECTOR_SIZE
+from vmm.confine import FileScope, ScopeRefusal, printable
+from vmm.disk.base import SECTOR_SIZE, write_all
 from vmm.disk.vmdk.descriptor import ExtentLine
 from vmm.disk.vmdk.sparse import GD_AT_END, GTE_ZERO_GRAIN, GrainTables, SparseHeader, read_header, sectors_for
 from vmm.disk.vmdk.stream import read_compressed_grain, read_footer
 from vmm.errors import DiskError
 
 Backing = Callable[[int, int], bytes]
+MAX_FILE_OFFSET = (1 << 63) - 1
 
 
 class Extent(ABC):
@@ -62,6 +64,7 @@ class Extent(ABC):
 
 class ZeroExtent(Extent):
     kind = "ZERO"
+    read_only = True  # a ZERO extent has no file to write to, whatever its access word says
 
     def read(self, sector: int, count: int, backing: Backing) -> bytes:
         return bytes(count * SECTOR_SIZE)
@@ -76,13 +79,16 @@ class ZeroExtent(Extent):
         return 0
 
 
-def _open_fd(path: str, read_only: bool) -> int:
+def _open_fd(path: str, read_only: bool, scope: FileScope | None = None, named_by: str = "") -> int:
+    flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC
     try:
-        return os.open(path, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
+        return scope.open(path, flags) if scope is not None else os.open(path, flags)
+    except ScopeRefusal as exc:
+        raise DiskError(f"{named_by or printable(path)}: {exc}") from None
     except FileNotFoundError:
-        raise DiskError(f"{path}: extent file is missing") from None
+        raise DiskError(f"{printable(path)}: extent file is missing") from None
     except OSError as exc:
-        raise DiskError(f"{path}: cannot open extent: {exc.strerror}") from None
+        raise DiskError(f"{printable(path)}: cannot open extent: {exc.strerror}") from None
 
 
 class FlatExtent(Extent):
@@ -90,12 +96,17 @@ class FlatExtent(Extent):
 
     kind = "FLAT"
 
-    def __init__(self, line: ExtentLine, path: str, read_only: bool) -> None:
+    def __init__(self, line: ExtentLine, path: str, read_only: bool, fd: int | None = None) -> None:
         super().__init__(line)
         self.filename = line.filename
         self.path = path
         self.offset = line.offset
-        self.fd = _open_fd(path, read_only)
+        if (self.offset + self.sectors) * SECTOR_SIZE > MAX_FILE_OFFSET:
+            if fd is not None:
+                os.close(fd)
+            raise DiskError(f"{printable(path)}: extent offset {self.offset} + {self.sectors} sectors lies past "
+                            f"the largest file offset")
+        self.fd = fd if fd is not None else _open_fd(path, read_only)
         self.read_only = read_only
 
     @property
@@ -108,7 +119,7 @@ class FlatExtent(Extent):
         return data if len(data) == want else data.ljust(want, b"\0")
 
     def write(self, sector: int, data: bytes, backing: Backing) -> None:
-        os.pwrite(self.fd, data, (self.offset + sector) * SECTOR_SIZE)
+        write_all(self.fd, data, (self.offset + sector) * SECTOR_SIZE, self.path)
 
     def flush(self) -> None:
         if not self.read_only:
@@ -221,7 +232,7 @@ class SparseExtent(Extent):
             entry = self.tables.entry(grain)
             if entry > GTE_ZERO_GRAIN or (entry == GTE_ZERO_GRAIN and not self.header.zeroed_grain_gte):
                 start = self._grain_data_sector(grain, entry, for_write=True)
-                os.pwrite(self.fd, chunk, (start + within) * SECTOR_SIZE)
+                write_all(self.fd, chunk, (start + within) * SECTOR_SIZE, self.path)
             else:
                 self._allocate(grain, within, chunk, backing if entry == 0 else None)
             pos += len(chunk)
@@ -242,7 +253,7 @@ class SparseExtent(Extent):
             full = bytes(base)
         full = full.ljust(gs * SECTOR_SIZE, b"\0")
         where = self.end_sector
-        os.pwrite(self.fd, full, where * SECTOR_SIZE)
+        write_all(self.fd, full, where * SECTOR_SIZE, self.path)
         self.tables.file_size = max(self.tables.file_size, (where + gs) * SECTOR_SIZE)
         self.tables.set_entry(grain, where)
 
@@ -280,14 +291,18 @@ class SparseExtent(Extent):
         return info
 
 
-def open_extent(line: ExtentLine, directory: str, read_only: bool, fd: int | None = None) -> Extent:
+def open_extent(line: ExtentLine, directory: str, read_only: bool, fd: int | None = None,
+                scope: FileScope | None = None, named_by: str = "") -> Extent:
+    """Open one extent line; its file must lie within ``scope`` (see vmm.confine) when given."""
     if line.type == "ZERO":
         return ZeroExtent(line)
     path = os.path.join(directory, line.filename or "")
     ro = read_only or line.access != "RW"
+    if fd is None:
+        fd = _open_fd(path, ro, scope, named_by)
     if line.type == "SPARSE":
         return SparseExtent(line, path, ro, fd)
-    return FlatExtent(line, path, ro)
+    return FlatExtent(line, path, ro, fd)
 
 
 def header_of(extent: Extent) -> SparseHeader | None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from vmm.errors import DiskError
+from vmm.errors import DiskError, DiskIOError
 from vmm.fileio import atomic_write, fsync_dir, temp_beside
 
 
@@ -32,7 +32,7 @@ def write_file_atomic(path: str, data: bytes) -> None:
     try:
         atomic_write(path, data)
     except OSError as exc:
-        raise DiskError(f"{path}: cannot write: {exc.strerror}") from None
+        raise DiskIOError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 @contextlib.contextmanager

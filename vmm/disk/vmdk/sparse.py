@@ -12,7 +12,7 @@ import struct
 from array import array
 from dataclasses import dataclass
 
-from vmm.disk.base import SECTOR_SIZE
+from vmm.disk.base import SECTOR_SIZE, write_all
 from vmm.errors import DiskError
 
 SPARSE_MAGIC = 0x564D444B  # "KDMV" on disk
@@ -254,26 +254,26 @@ class GrainTables:
         table = self.gt(index)
         if table is None:
             table = self._allocate_table(index)
-        table[slot] = value
         packed = struct.pack("<I", value)
-        os.pwrite(self.fd, packed, self.gd[index] * SECTOR_SIZE + slot * 4)
+        write_all(self.fd, packed, self.gd[index] * SECTOR_SIZE + slot * 4, self.name)
+        table[slot] = value  # only once the file says so: a failed write leaves the old mapping
         if self.rgd is not None and self.rgd[index]:
-            os.pwrite(self.fd, packed, self.rgd[index] * SECTOR_SIZE + slot * 4)
+            write_all(self.fd, packed, self.rgd[index] * SECTOR_SIZE + slot * 4, self.name)
 
     def _allocate_table(self, index: int) -> array:
         """Append a zeroed GT (and RGT) for a GD entry that is 0, then point the GD (and RGD) at it."""
         size = self.h.gt_sectors
         sector = sectors_for(self.file_size)
         blank = bytes(size * SECTOR_SIZE)
-        os.pwrite(self.fd, blank, sector * SECTOR_SIZE)
+        write_all(self.fd, blank, sector * SECTOR_SIZE, self.name)
         tables = [(self.gd, self.h.gd_offset, sector)]
         if self.rgd is not None:
-            os.pwrite(self.fd, blank, (sector + size) * SECTOR_SIZE)
+            write_all(self.fd, blank, (sector + size) * SECTOR_SIZE, self.name)
             tables.append((self.rgd, self.h.rgd_offset, sector + size))
         self.file_size = (sector + size * len(tables)) * SECTOR_SIZE
         for directory, gd_offset, gt_sector in tables:
             directory[index] = gt_sector
-            os.pwrite(self.fd, struct.pack("<I", gt_sector), gd_offset * SECTOR_SIZE + index * 4)
+            write_all(self.fd, struct.pack("<I", gt_sector), gd_offset * SECTOR_SIZE + index * 4, self.name)
         table = array("I", bytes(self.h.num_gtes_per_gt * 4))
         self._gts[index] = table
         return table

@@ -1,8 +1,15 @@
 """Folding a delta disk into its parent (``vmm disk commit``).
 
-The child's own grains are written into the parent; the parent's CID changes with the
-first write, so the child is then re-pinned to the parent's new CID and still reads the
-same. Removing the child is left to the caller (snapshot deletion).
+The child's own grains are written into the parent, and the parent gets a new CID (as
+VMware gives a committed parent), so the child is re-pinned to it and still reads the same.
+Removing the child is left to the caller (snapshot deletion).
+
+Crash safety: the chain opens at every instant, and a commit killed anywhere can simply be
+run again. The order is (1) the child notes the parent's coming CID (``ddb.vmm.commitParentCID``,
+an atomic descriptor write) — from then on the child accepts the parent with its old CID or
+the new one; (2) the data is copied into the parent with its CID unchanged (the child's own
+grains hide every sector that changes, so the chain reads the same throughout); (3) the
+parent's CID is set, last; (4) the child is pinned to it and the note removed.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from vmm.disk.vmdk.descriptor import new_cid
 from vmm.disk.vmdk.disk import VmdkDisk
 from vmm.errors import DiskError
 
@@ -28,6 +36,11 @@ def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], No
         total = sum(n for _, n in ranges) or 1
         done = 0
         with VmdkDisk(parent_path) as parent:
+            cid = new_cid()
+            while cid in (parent.cid, child.descriptor.parent_cid, child.pending_parent_cid):
+                cid = new_cid()
+            child.begin_commit(cid)  # (1)
+            parent.keep_cid()  # (2)
             for lba, count in ranges:
                 stop = min(lba + count, parent.capacity)
                 for start in range(lba, stop, CHUNK_SECTORS):
@@ -38,13 +51,11 @@ def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], No
                     done += n
                     if progress:
                         progress(done, total)
-            if not parent._cid_refreshed:
-                parent.refresh_cid()  # VMware gives a committed parent a new CID even if no byte changed
             parent.flush()
-            new_cid = parent.cid
-        child.set_parent_cid(new_cid)
+            parent.set_cid(cid)  # (3)
+            parent.flush()
+        child.set_parent_cid(cid)  # (4)
         child.flush()
         return parent_path
     finally:
         child.close()
-

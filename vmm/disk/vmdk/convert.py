@@ -7,8 +7,12 @@ result reads like the whole chain and has no parent.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 
 from vmm.disk.base import BlockDevice
 from vmm.disk.open import open_disk
@@ -16,6 +20,8 @@ from vmm.disk.vmdk.create import RAW, SPLIT_EXTENT_SECTORS, create_disk, extent_
 from vmm.disk.vmdk.descriptor import MONOLITHIC_SPARSE, STREAM_OPTIMIZED, ExtentLine, new_descriptor
 from vmm.disk.vmdk.sparse import DEFAULT_GRAIN_SIZE
 from vmm.disk.vmdk.stream import write_stream
+from vmm.errors import DiskError, DiskIOError
+from vmm.fileio import fsync_dir
 
 CHUNK_SECTORS = 2048  # 1 MiB per read
 SKIP_SECTORS = DEFAULT_GRAIN_SIZE  # zero runs this long are not written
@@ -29,24 +35,117 @@ def default_type(path: str) -> str:
 
 def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], dst_type: str | None = None,
             progress: Progress | None = None, **options: int | str) -> None:
+    """Copy ``src_path`` into a new disk at ``dst_path``.
+
+    The new disk is built in a staging folder beside the destination and appears only when
+    complete (extent files first, the descriptor last, each linked into place so nothing is
+    replaced): a convert killed at any moment leaves the destination absent, never a
+    complete-looking disk missing data. Staging folders of killed converts are removed.
+    """
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
     dst_type = dst_type or default_type(dst_path)
+    directory = os.path.dirname(os.path.abspath(dst_path))
+    name = os.path.basename(dst_path)
+    remove_stale_staging(directory, name)
     with open_disk(src_path, read_only=True) as src:
-        if dst_type == STREAM_OPTIMIZED:
-            line = ExtentLine("RW", src.capacity, "SPARSE", os.path.basename(dst_path))
-            adapter = str(options.get("adapter_type", "ide"))
-            desc = new_descriptor(STREAM_OPTIMIZED, [line], adapter_type=adapter)
-            write_stream(dst_path, src, lambda: desc.render().encode(),
-                         int(options.get("grain_size", DEFAULT_GRAIN_SIZE)), progress)
-            return
-        create_disk(dst_path, src.capacity, dst_type, **options)
+        extent_sectors = int(options.get("extent_sectors", SPLIT_EXTENT_SECTORS))
+        extras = extent_paths(dst_path, dst_type, src.capacity, extent_sectors) if dst_type != RAW else []
+        for path in [dst_path, *extras]:
+            if os.path.lexists(path):
+                raise DiskError(f"{path}: already exists")
+        with _staging(directory, name) as staging:
+            staged = os.path.join(staging, name)
+            if dst_type == STREAM_OPTIMIZED:
+                line = ExtentLine("RW", src.capacity, "SPARSE", name)
+                adapter = str(options.get("adapter_type", "ide"))
+                desc = new_descriptor(STREAM_OPTIMIZED, [line], adapter_type=adapter)
+                write_stream(staged, src, lambda: desc.render().encode(),
+                             int(options.get("grain_size", DEFAULT_GRAIN_SIZE)), progress)
+            else:
+                create_disk(staged, src.capacity, dst_type, **options)
+                with open_disk(staged) as dst:
+                    copy_data(src, dst, progress)
+            staged_extras = extent_paths(staged, dst_type, src.capacity, extent_sectors) if dst_type != RAW else []
+            _publish([*zip(staged_extras, extras, strict=True), (staged, dst_path)], directory)
+
+
+STAGING_SUFFIX = ".convert"
+
+
+def _staging_prefix(name: str) -> str:
+    return f".{name}."
+
+
+@contextlib.contextmanager
+def _staging(directory: str, name: str) -> Iterator[str]:
+    """A fresh staging folder, held (flock on its .lock) while the convert runs, removed after."""
+    try:
+        staging = tempfile.mkdtemp(prefix=_staging_prefix(name), suffix=STAGING_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise DiskError(f"{directory}: cannot create a staging folder: {exc.strerror}") from None
+    lock = os.open(os.path.join(staging, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield staging
+    except OSError as exc:
+        raise DiskIOError(f"{os.path.join(directory, name)}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)
+
+
+def remove_stale_staging(directory: str, name: str) -> list[str]:
+    """Remove the staging folders of converts to ``name`` that were killed (nobody holds their lock)."""
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.startswith(_staging_prefix(name)) and entry.endswith(STAGING_SUFFIX)):
+            continue
+        folder = os.path.join(directory, entry)
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            continue
         try:
-            with open_disk(dst_path) as dst:
-                copy_data(src, dst, progress)
-        except BaseException:
-            # A half-written destination must not pass for a finished one.
-            _remove_disk_files(dst_path, dst_type, src.capacity, options)
-            raise
+            fd = os.open(os.path.join(folder, ".lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None  # killed before its lock existed
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a convert still runs there
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _publish(moves: list[tuple[str, str]], directory: str) -> None:
+    """Link finished files into place in order (the descriptor last), never replacing a file."""
+    done: list[str] = []
+    try:
+        for staged, final in moves:
+            try:
+                os.link(staged, final)
+            except FileExistsError:
+                raise DiskError(f"{final}: already exists") from None
+            except OSError:  # no hard links here: rename, after checking again
+                if os.path.lexists(final):
+                    raise DiskError(f"{final}: already exists") from None
+                os.rename(staged, final)
+            done.append(final)
+        fsync_dir(directory)
+    except BaseException:
+        for final in done:
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+        raise
 
 
 def copy_data(src: BlockDevice, dst: BlockDevice, progress: Progress | None = None) -> None:
@@ -63,13 +162,3 @@ def copy_data(src: BlockDevice, dst: BlockDevice, progress: Progress | None = No
             if progress:
                 progress(start + n, total)
     dst.flush()
-
-
-def _remove_disk_files(path: str, disk_type: str, capacity: int, options: dict[str, int | str]) -> None:
-    """Remove the files create_disk made for this destination (and only those)."""
-    files = [path]
-    if disk_type != RAW:
-        files += extent_paths(path, disk_type, capacity, int(options.get("extent_sectors", SPLIT_EXTENT_SECTORS)))
-    for file in files:
-        if os.path.exists(file):
-            os.unlink(file)

@@ -29,6 +29,9 @@ from vmm.disk.vmdk.sparse import MAGIC_BYTES, SparseHeader
 from vmm.errors import DiskError
 
 MAX_DESCRIPTOR_FILE = 1 << 20
+# A child's DDB key naming the CID a commit in progress gives its parent (vmm's own key;
+# VMware and QEMU ignore DDB keys they do not know).
+PENDING_PARENT_CID_KEY = "ddb.vmm.commitParentCID"
 MAX_CHAIN_DEPTH = 64
 
 
@@ -146,7 +149,7 @@ class VmdkDisk(BlockDevice):
         if not os.path.exists(parent_path):
             raise DiskError(f"{shown}: parent disk is missing")
         self.parent = VmdkDisk(parent_path, read_only=True, scope=self.scope, _chain=chain, _named_by=shown)
-        if self.parent.cid != self.descriptor.parent_cid:
+        if self.parent.cid not in (self.descriptor.parent_cid, self.pending_parent_cid):
             raise DiskError(f"{self.path}: descriptor: parentCID {self.descriptor.parent_cid:08x} does not match "
                             f"CID {self.parent.cid:08x} of parent {parent_path} (the parent changed since)")
 
@@ -231,6 +234,34 @@ class VmdkDisk(BlockDevice):
     def set_parent_cid(self, cid: int) -> None:
         """Re-pin this delta to its parent's current CID (after a commit changed the parent)."""
         self.descriptor.parent_cid = cid
+        self.descriptor.ddb.pop(PENDING_PARENT_CID_KEY, None)
+        self.write_descriptor()
+
+    @property
+    def pending_parent_cid(self) -> int | None:
+        """The CID a commit in progress gives the parent (see vmm.disk.vmdk.commit), if any."""
+        text = self.descriptor.ddb.get(PENDING_PARENT_CID_KEY)
+        try:
+            return int(text, 16) if text else None
+        except ValueError:
+            raise DiskError(f"{printable(self.path)}: descriptor: {PENDING_PARENT_CID_KEY} {text!r} is not a CID") from None
+
+    def begin_commit(self, new_parent_cid: int) -> None:
+        """Note in this child, before the parent changes, the CID the parent will get: the chain
+        then opens whether the parent still has its old CID or already has the new one."""
+        if self.parent is None:
+            raise DiskError(f"{self.path}: not a delta disk")
+        self.descriptor.parent_cid = self.parent.cid
+        self.descriptor.ddb[PENDING_PARENT_CID_KEY] = f"{new_parent_cid:08x}"
+        self.write_descriptor()
+
+    def keep_cid(self) -> None:
+        """Write without changing the CID (a commit sets the parent's CID itself, last)."""
+        self._cid_refreshed = True
+
+    def set_cid(self, cid: int) -> None:
+        self.descriptor.cid = cid
+        self._cid_refreshed = True
         self.write_descriptor()
 
     def write_descriptor(self) -> None:

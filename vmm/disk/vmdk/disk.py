@@ -244,7 +244,8 @@ class VmdkDisk(BlockDevice):
         try:
             return int(text, 16) if text else None
         except ValueError:
-            raise DiskError(f"{printable(self.path)}: descriptor: {PENDING_PARENT_CID_KEY} {text!r} is not a CID") from None
+            raise DiskError(f"{printable(self.path)}: descriptor: {PENDING_PARENT_CID_KEY} {text!r} "
+                            "is not a CID") from None
 
     def begin_commit(self, new_parent_cid: int) -> None:
         """Note in this child, before the parent changes, the CID the parent will get: the chain

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], 
     dst_type = dst_type or default_type(dst_path)
     directory = os.path.dirname(os.path.abspath(dst_path))
     name = os.path.basename(dst_path)
-    remove_stale_staging(directory, name)
+    remove_stale_staging(directory)
     with open_disk(src_path, read_only=True) as src:
         extent_sectors = int(options.get("extent_sectors", SPLIT_EXTENT_SECTORS))
         extras = extent_paths(dst_path, dst_type, src.capacity, extent_sectors) if dst_type != RAW else []
@@ -70,6 +71,7 @@ def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], 
 
 
 STAGING_SUFFIX = ".convert"
+STAGING_NAME = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}\.convert")  # mkdtemp's 8 random characters
 
 
 def _staging_prefix(name: str) -> str:
@@ -94,16 +96,18 @@ def _staging(directory: str, name: str) -> Iterator[str]:
         os.close(lock)
 
 
-def remove_stale_staging(directory: str, name: str) -> list[str]:
-    """Remove the staging folders of converts to ``name`` that were killed (nobody holds their lock)."""
+def remove_stale_staging(directory: str) -> list[str]:
+    """Remove the staging folders in ``directory`` of converts that were killed (nobody holds their lock)."""
     removed = []
     try:
         entries = os.listdir(directory)
     except OSError:
         return removed
     for entry in entries:
-        if not (entry.startswith(_staging_prefix(name)) and entry.endswith(STAGING_SUFFIX)):
+        match = STAGING_NAME.fullmatch(entry)
+        if match is None:
             continue
+        name = match.group(1)
         folder = os.path.join(directory, entry)
         if os.path.islink(folder) or not os.path.isdir(folder):
             continue
@@ -121,9 +125,29 @@ def remove_stale_staging(directory: str, name: str) -> list[str]:
         finally:
             if fd is not None:
                 os.close(fd)
+        _unpublish_unfinished(folder, directory, name)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _unpublish_unfinished(staging: str, directory: str, name: str) -> None:
+    """A convert killed while linking its files into place: unless its descriptor made it, remove
+    the extent files it had linked (the very same files: hard links of the staged ones)."""
+    if _same_file(os.path.join(staging, name), os.path.join(directory, name)):
+        return  # complete: only the staging folder was left
+    for entry in os.listdir(staging):
+        final = os.path.join(directory, entry)
+        if entry != name and _same_file(os.path.join(staging, entry), final):
+            with contextlib.suppress(OSError):
+                os.unlink(final)
 
 
 def _publish(moves: list[tuple[str, str]], directory: str) -> None:

@@ -194,6 +194,8 @@ class Machine(MachineApi):
         self.disk_io_errors += 1
 
     def _on_exit_port(self, status: int) -> None:
+        if self.exit is not None and self.exit.reason == "exit-port":
+            return  # a second write in the same translated block: the first one ended the run, as in QEMU
         self.exit = MachineExit("exit-port", status)
         self.cpu.request_stop()
 

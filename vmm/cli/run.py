@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from vmm.cli.machine_flags import add_machine_flags, config_from_args, is_bundle, make_machine, scope_args
@@ -28,7 +29,7 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--serial", metavar="WHERE",
                      help="stdio (default), none, file:PATH, or socket:[HOST:]PORT (a TCP server)")  # fmt: skip
     run.add_argument("--max-insns", metavar="N", help=f"stop after N instructions, e.g. 3M (exit status {EXIT_LIMIT})")
-    run.add_argument("--timeout", metavar="S", type=seconds, help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
+    run.add_argument("--timeout", metavar="S", help=f"stop after S wall seconds (exit {EXIT_LIMIT})")
     run.add_argument("--stages", action="store_true", help="print each boot stage transition on stderr")
     run.add_argument("--stage-kernel", metavar="ADDR|ELF",
                      help="where the kernel stage starts: an address, or an ELF whose entry it is")  # fmt: skip
@@ -52,14 +53,14 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def seconds(text: str) -> float:
-    """A --timeout: a finite number of seconds above zero (not -1, not nan)."""
+def parse_seconds(text: str, what: str) -> float:
+    """A wall-clock limit: a finite number of seconds above zero (not -1, not nan)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above zero")
+        raise ConfigError(f"{what}: {text!r} is not a number of seconds above zero")
     return value
 
 
@@ -95,6 +96,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
     if args.wait and not args.gdb:
         raise ConfigError("--wait waits for a debugger: it needs --gdb [HOST:]PORT")
     max_insns = parse_count(args.max_insns, "--max-insns") if args.max_insns else None
+    timeout = parse_seconds(args.timeout, "--timeout") if args.timeout is not None else None
     config, ignored = config_from_args(args, bundle)
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
@@ -125,14 +127,23 @@ def _run(args: argparse.Namespace, bundle) -> int:
 
             gdb = serve_gdb(machine, args.gdb, wait=args.wait)
         deadline = None if max_insns is None else machine.cpu.instructions + max_insns
+        # One wall-clock budget for the whole run, resets included.
+        wall_end = None if timeout is None else time.monotonic() + timeout
         while True:
             if gdb is not None:
                 # gdb drives the machine: serve() returns when gdb detaches (the run
-                # then goes on to the end) or kills it, or when the guest ends.
-                result = gdb.serve()
+                # then goes on to the end) or kills it, or when the guest ends;
+                # --max-insns and --timeout hold while no debugger is attached.
+                result = gdb.serve(max_instructions=max_insns, timeout=timeout)
                 break
             left = None if deadline is None else max(0, deadline - machine.cpu.instructions)
-            result = machine.run(max_instructions=left, timeout=args.timeout,
+            wall = None if wall_end is None else max(0.0, wall_end - time.monotonic())
+            if wall == 0.0:  # a guest that keeps resetting never lets machine.run see its timeout
+                from vmm.machine import MachineExit
+
+                result = MachineExit("timeout")
+                break
+            result = machine.run(max_instructions=left, timeout=wall,
                                  pace=pace,
                                  poll=poll)  # fmt: skip
             if result.reason == "triple-fault" and args.on_triple_fault == "reset":
@@ -140,6 +151,10 @@ def _run(args: argparse.Namespace, bundle) -> int:
                 machine.reset()
                 continue
             break
+        if result.reason == "timeout":
+            result.detail = f"stopped after {timeout:g} s of wall time"
+        elif result.reason == "limit" and max_insns is not None:
+            result.detail = f"stopped after {max_insns:,} instructions"
         if args.screenshot:
             machine.vga.screenshot_png(Path(args.screenshot))
         if bundle is not None:

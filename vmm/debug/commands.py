@@ -41,8 +41,11 @@ class CommandError(DebugError):
 
 
 class Commands:
-    def __init__(self, debugger: Debugger, highlight: bool = False) -> None:
+    def __init__(self, debugger: Debugger, highlight: bool = False, max_count: int | None = None) -> None:
         self.dbg = debugger
+        # The most instructions one command may run (gdb's `monitor`, which cannot be
+        # interrupted while it runs); None: no bound (`vmm step`, where Ctrl-C works).
+        self.max_count = max_count
         self.disasm = Disassembler(debugger.reader, debugger.symbols)
         self.highlight = highlight
         self.previous = debugger.state()
@@ -100,6 +103,8 @@ class Commands:
             raise CommandError(f"{args[0]!r} is not a count") from None
         if count < 1:
             raise CommandError("the count must be at least 1")
+        if self.max_count is not None and count > self.max_count:
+            raise CommandError(f"the count {count} is above {self.max_count:,} here (use gdb's continue and Ctrl-C)")
         return count
 
     def after(self, event: Event) -> str:
@@ -119,18 +124,18 @@ class Commands:
         state = self.dbg.state()
         length, text = self.disasm.length_at(state, state.pc)
         if text.startswith(("call", "int", "rep", "loop")) and length:
-            return self.after(self.dbg.until(state.pc + length))
+            return self.after(self.dbg.until(state.pc + length, self.max_count))
         return self.after(self.dbg.step(1))
 
     def cmd_continue(self, args: list[str]) -> str:
         self.previous = self.dbg.state()
-        return self.after(self.dbg.cont(self._count(args, 0) or None))
+        return self.after(self.dbg.cont(self._count(args, 0) or self.max_count))
 
     def cmd_until(self, args: list[str]) -> str:
         if not args:
             raise CommandError("until needs an address")
         self.previous = self.dbg.state()
-        return self.after(self.dbg.until(self.address(args[0])))
+        return self.after(self.dbg.until(self.address(args[0]), self.max_count))
 
     def cmd_back(self, args: list[str]) -> str:
         self.previous = self.dbg.state()

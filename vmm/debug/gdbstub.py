@@ -21,9 +21,11 @@ packet reply is too long"): an i386 session keeps seeing the low 32 bits.
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import sys
+import time
 
 from vmm import listen
 from vmm.cpu.paging import PageFault, read_linear, write_linear
@@ -31,6 +33,11 @@ from vmm.debug.commands import Commands
 from vmm.debug.engine import Debugger
 from vmm.errors import VmmError
 
+RECV_SIZE = 1 << 16
+MAX_PACKET = 32 << 20  # a longer packet body is dropped (answered "-")
+MAX_MEMORY_READ = 0x10000  # bytes per `m` reply (gdb asks for less: PacketSize)
+MAX_WATCH_LENGTH = 1 << 20
+MAX_MONITOR_COUNT = 10_000_000  # instructions one `monitor step/continue N` may run
 SIGTRAP = 5
 SIGINT = 2
 CONTINUE_CHUNK = 2_000_000  # instructions between looks for Ctrl-C
@@ -63,6 +70,122 @@ def parse_endpoint(spec: str) -> tuple[str, int]:
     return listen.parse_endpoint(spec, "--gdb")
 
 
+BAD_PACKET = object()
+
+
+def frame(body: str) -> bytes:
+    """``$body#cc`` with ``#``, ``$``, ``}`` and ``*`` escaped (E.1 "Overview")."""
+    data = body.encode("latin-1")
+    if any(c in data for c in b"#$}*"):
+        data = re.sub(rb"[#$}*]", lambda m: bytes((0x7D, m.group()[0] ^ 0x20)), data)
+    return b"$" + data + b"#" + f"{sum(data) & 0xFF:02x}".encode()
+
+
+def _unescape(raw: bytes) -> bytes:
+    """Undo ``}`` escapes and ``X*n`` run-length encoding (gdb's manual, E.1)."""
+    if b"}" not in raw and b"*" not in raw:
+        return raw
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x7D and i + 1 < n:
+            out.append(raw[i + 1] ^ 0x20)
+            i += 2
+        elif c == 0x2A and out and i + 1 < n:  # '*': repeat the previous byte (count - 29) times
+            out += bytes((out[-1],)) * max(0, raw[i + 1] - 29)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+class PacketReader:
+    """The packet layer of the remote protocol, bytes in, packets out; no socket here.
+
+    Buffering is linear: bytes are appended once and scanned from where the last look
+    stopped, so a 16 MiB packet costs the same per byte as a small one. Acks (``+``/``-``)
+    from gdb and noise between packets are skipped; ``\x03`` outside a packet is an
+    interrupt; a packet whose checksum is wrong gives ``BAD_PACKET``.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.scan = 0  # where to look for '#' next, inside a packet being received
+        self.interrupts = 0
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+
+    def take_interrupt(self) -> bool:
+        self._skip_noise()
+        if self.interrupts:
+            self.interrupts -= 1
+            return True
+        return False
+
+    def _skip_noise(self) -> None:
+        """Drop what comes before the next '$', counting Ctrl-C bytes among it."""
+        start = self.buffer.find(b"$")
+        noise = self.buffer if start < 0 else self.buffer[:start]
+        if noise:
+            self.interrupts += noise.count(3)
+            del self.buffer[: len(noise)]
+            self.scan = 0
+
+    def events(self):
+        """Yield "\x03" for each interrupt, then each complete packet body (str) or BAD_PACKET."""
+        while True:
+            self._skip_noise()
+            while self.interrupts:
+                self.interrupts -= 1
+                yield "\x03"
+            if not self.buffer:
+                return
+            end = self.buffer.find(b"#", max(1, self.scan))
+            if end < 0:
+                self.scan = len(self.buffer)
+                if len(self.buffer) > MAX_PACKET:
+                    self.buffer.clear()
+                    self.scan = 0
+                    yield BAD_PACKET
+                return
+            if len(self.buffer) < end + 3:
+                self.scan = end
+                return
+            raw = bytes(self.buffer[1:end])
+            checksum = bytes(self.buffer[end + 1 : end + 3])
+            del self.buffer[: end + 3]
+            self.scan = 0
+            try:
+                good = int(checksum, 16) == sum(raw) & 0xFF
+            except ValueError:
+                good = False
+            yield _unescape(raw).decode("latin-1") if good else BAD_PACKET
+
+
+class BadPacket(ValueError):
+    """A packet gdb's protocol does not allow (answered with an error, never a traceback)."""
+
+
+def _hex(text: str, what: str) -> int:
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise BadPacket(f"{what}: {text!r} is not hex") from None
+    if value < 0 or value >= 1 << 64:
+        raise BadPacket(f"{what}: {text!r} is out of range")
+    return value
+
+
+def _fields(text: str, sep: str, count: int, what: str) -> list[str]:
+    parts = text.split(sep)
+    if len(parts) < count:
+        raise BadPacket(f"{what}: expected {count} fields")
+    return parts
+
+
 class GdbStub:
     def __init__(self, machine, endpoint: str) -> None:
         host, port = parse_endpoint(endpoint)
@@ -70,51 +193,43 @@ class GdbStub:
         self.address = self.listener.getsockname()[:2]  # the port the kernel chose for port 0
         self.machine = machine
         self.dbg = Debugger(machine, checkpoint_every=None)
-        self.commands = Commands(self.dbg)
+        self.commands = Commands(self.dbg, max_count=MAX_MONITOR_COUNT)
         self.conn: socket.socket | None = None
-        self.buffer = b""
+        self.packets = PacketReader()
         self.wide = False
+        self.last_error = ""
 
     # ---- transport ----
 
     def _recv(self) -> bytes:
-        data = self.conn.recv(4096)
+        data = self.conn.recv(RECV_SIZE)
         if not data:
             raise ConnectionError("gdb closed the connection")
         return data
 
     def read_packet(self) -> str:
+        """The next packet body (checksum good, escapes undone) or "\x03"; a bad checksum is
+        answered with ``-`` (gdb sends the packet again)."""
         while True:
-            while b"$" not in self.buffer or b"#" not in self.buffer.split(b"$", 1)[1]:
-                if self.buffer.startswith(b"\x03"):
-                    self.buffer = self.buffer[1:]
-                    return "\x03"
-                self.buffer += self._recv()
-            start = self.buffer.index(b"$")
-            if b"\x03" in self.buffer[:start]:
-                self.buffer = self.buffer[start:]
-                return "\x03"
-            end = self.buffer.index(b"#", start)
-            while len(self.buffer) < end + 3:
-                self.buffer += self._recv()
-            body = self.buffer[start + 1 : end]
-            self.buffer = self.buffer[end + 3 :]
-            self.conn.sendall(b"+")
-            return body.decode("latin-1")
+            for event in self.packets.events():
+                if event is BAD_PACKET:
+                    self.conn.sendall(b"-")
+                    continue
+                if event != "\x03":
+                    self.conn.sendall(b"+")
+                return event
+            self.packets.feed(self._recv())
 
     def send(self, body: str) -> None:
-        data = body.encode("latin-1")
-        checksum = sum(data) & 0xFF
-        self.conn.sendall(b"$" + data + b"#" + f"{checksum:02x}".encode())
+        self.conn.sendall(frame(body))
 
     def interrupted(self) -> bool:
-        if b"\x03" in self.buffer:
-            self.buffer = self.buffer.replace(b"\x03", b"", 1)
+        if self.packets.take_interrupt():
             return True
         ready, _, _ = select.select([self.conn], [], [], 0)
         if ready:
-            self.buffer += self._recv()
-            return self.interrupted()
+            self.packets.feed(self._recv())
+            return self.packets.take_interrupt()
         return False
 
     # ---- serving ----
@@ -124,10 +239,17 @@ class GdbStub:
         self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.wide = self.dbg.state().code_bits == 64
 
-    def serve(self):
-        """Answer gdb until it detaches or kills the machine, or the guest ends."""
+    def serve(self, max_instructions: int | None = None, timeout: float | None = None):
+        """Answer gdb until it detaches or kills the machine, or the guest ends.
+
+        ``max_instructions`` and ``timeout`` (`vmm run --max-insns/--timeout`) hold while no
+        debugger is attached: before gdb connects and after it detaches or goes away."""
         from vmm.machine import MachineExit
 
+        self.limit = None if max_instructions is None else self.dbg.instructions + max_instructions
+        self.max_instructions = max_instructions
+        self.wall_end = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
         if self.conn is None:
             ended = self._run_until_connect()
             if ended is not None:
@@ -135,24 +257,41 @@ class GdbStub:
         while True:
             try:
                 packet = self.read_packet()
-            except (ConnectionError, OSError):
+                if packet == "\x03":
+                    continue
+                if packet.startswith("D"):
+                    self.send("OK")
+                    return self._run_free()
+                if packet.startswith("k"):
+                    return MachineExit("stopped", detail="killed by gdb")
+                reply = self.answer(packet)
+                if reply is not None:
+                    self.send(reply)
+            except (ConnectionError, OSError):  # gdb went away, even in the middle of a continue
                 return self._run_free()
-            if packet == "\x03":
-                continue
-            if packet.startswith("D"):
-                self.send("OK")
-                return self._run_free()
-            if packet.startswith("k"):
-                return MachineExit("stopped", detail="killed by gdb")
-            try:
-                reply = self.handle(packet)
-            except VmmError as exc:
-                reply = "E01"  # gdb shows only the number; the reason goes to `monitor`
-                self.last_error = str(exc)
-            if reply is not None:
-                self.send(reply)
             if self.dbg.finished is not None and packet[:1] in ("c", "s"):
                 return self.machine.exit
+
+    def answer(self, packet: str) -> str | None:
+        """The reply to one packet; a malformed one gets an error number, never a traceback."""
+        try:
+            return self.handle(packet)
+        except BadPacket as exc:
+            self.last_error = str(exc)
+            return "E22"  # EINVAL: gdb shows the number; `monitor error` gives the reason
+        except VmmError as exc:
+            self.last_error = str(exc)
+            return "E01"
+
+    def _over_limits(self):
+        """The MachineExit for --max-insns/--timeout once reached, else None."""
+        from vmm.machine import MachineExit
+
+        if self.limit is not None and self.dbg.instructions >= self.limit:
+            return MachineExit("limit", detail=f"stopped after {self.max_instructions:,} instructions")
+        if self.wall_end is not None and time.monotonic() >= self.wall_end:
+            return MachineExit("timeout", detail=f"stopped after {self.timeout:g} s of wall time")
+        return None
 
     def _run_until_connect(self):
         """Run the guest in chunks, looking for gdb between them; the guest's end
@@ -162,27 +301,48 @@ class GdbStub:
             if ready:
                 self.accept()
                 return None
-            event = self.dbg.cont(CONTINUE_CHUNK)
+            limited = self._over_limits()
+            if limited is not None:
+                self.machine.exit = limited
+                return limited
+            chunk = CONTINUE_CHUNK if self.limit is None else min(CONTINUE_CHUNK, self.limit - self.dbg.instructions)
+            event = self.dbg.cont(chunk)
             if event.kind == "exit":
                 return self.machine.exit
 
     def _run_free(self):
         self.dbg.close()
-        return self.machine.run()
+        left = None if self.limit is None else max(0, self.limit - self.machine.cpu.instructions)
+        wall = None if self.wall_end is None else max(0.0, self.wall_end - time.monotonic())
+        if left == 0 or wall == 0.0:
+            return self._over_limits()
+        result = self.machine.run(max_instructions=left, timeout=wall)
+        if result.reason == "timeout":
+            result.detail = f"stopped after {self.timeout:g} s of wall time"
+        elif result.reason == "limit":
+            result.detail = f"stopped after {self.max_instructions:,} instructions"
+        return result
 
     def handle(self, packet: str) -> str | None:
         kind = packet[:1]
         if packet.startswith("qSupported"):
             return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+"
-        if packet.startswith("qXfer:features:read:target.xml:"):
-            offset, length = (int(x, 16) for x in packet.rsplit(":", 1)[1].split(","))
+        if packet.startswith("qXfer:features:read:"):
+            annex, _, where = packet[len("qXfer:features:read:"):].partition(":")
+            if annex != "target.xml":
+                return "E00"  # no such annex
+            offset_text, length_text = _fields(where, ",", 2, "qXfer")[:2]
+            offset, length = _hex(offset_text, "qXfer offset"), _hex(length_text, "qXfer length")
             xml = _xml("i386:x86-64", GPR64, 64) if self.wide else _xml("i386", GPR32, 32)
             chunk = xml[offset : offset + length]
             return ("l" if offset + length >= len(xml) else "m") + chunk
         if packet.startswith("qRcmd,"):
-            command = bytes.fromhex(packet[6:]).decode()
             try:
-                text = self.commands.run(command)
+                command = bytes.fromhex(packet[6:]).decode("utf-8")
+            except ValueError:
+                raise BadPacket("qRcmd: the command is not hex-encoded UTF-8") from None
+            try:
+                text = self.commands.run(command) if command.strip() != "error" else self.last_error or "no error"
             except VmmError as exc:
                 text = f"error: {exc}"
             if text:
@@ -203,30 +363,41 @@ class GdbStub:
         if kind == "g":
             return self.registers().hex()
         if kind == "p":
-            return self.register(int(packet[1:], 16))
+            return self.register(_hex(packet[1:], "p register"))
         if kind == "m":
-            addr, length = (int(x, 16) for x in packet[1:].split(","))
+            addr_text, length_text = _fields(packet[1:], ",", 2, "m")[:2]
+            addr, length = _hex(addr_text, "m address"), min(_hex(length_text, "m length"), MAX_MEMORY_READ)
             try:
                 return read_linear(self.dbg.reader, self.dbg.state(), addr, length).hex()
             except PageFault:
                 return "E14"
         if kind == "M":
-            where, data = packet[1:].split(":", 1)
-            addr = int(where.split(",")[0], 16)
+            where, data_text = _fields(packet[1:], ":", 2, "M")[:2]
+            addr_text, length_text = _fields(where, ",", 2, "M")[:2]
+            addr, length = _hex(addr_text, "M address"), _hex(length_text, "M length")
             try:
-                write_linear(self.dbg.reader, self.dbg.state(), addr, bytes.fromhex(data))
+                data = bytes.fromhex(data_text)
+            except ValueError:
+                raise BadPacket("M: the data is not hex") from None
+            if len(data) != length:
+                raise BadPacket(f"M: {len(data)} bytes of data for a length of {length}")
+            try:
+                write_linear(self.dbg.reader, self.dbg.state(), addr, data)
             except PageFault:
                 return "E14"
             return "OK"
-        if kind in ("Z", "z") and packet[1:2] in ("0", "1"):
-            addr = int(packet[3:].split(",")[0], 16)
+        if kind in ("Z", "z") and packet[1:3] in ("0,", "1,"):
+            addr = _hex(_fields(packet[3:], ",", 2, kind)[0], f"{kind} address")
             if kind == "Z":
                 self.dbg.cpu.add_breakpoint(addr)
             else:
                 self.dbg.cpu.remove_breakpoint(addr)
             return "OK"
-        if kind in ("Z", "z") and packet[1:2] in WATCH_TYPES:
-            addr, length = (int(x, 16) for x in packet[3:].split(";")[0].split(",")[:2])
+        if kind in ("Z", "z") and packet[1:2] in WATCH_TYPES and packet[2:3] == ",":
+            addr_text, length_text = _fields(packet[3:].split(";")[0], ",", 2, kind)[:2]
+            addr, length = _hex(addr_text, f"{kind} address"), _hex(length_text, f"{kind} length")
+            if not 1 <= length <= MAX_WATCH_LENGTH:
+                raise BadPacket(f"{kind}: watch length {length} (1-{MAX_WATCH_LENGTH})")
             value = (addr, length, WATCH_TYPES[packet[1]])
             if kind == "Z":
                 self.dbg.add("watch", value, f"gdb watch {value[2]} {addr:#x} len {length}")
@@ -236,6 +407,8 @@ class GdbStub:
                         self.dbg.delete(bp.number)
                         break
             return "OK"
+        if kind in ("Z", "z") and packet[1:2] in ("0", "1", *WATCH_TYPES):
+            raise BadPacket(f"{packet[:2]}: expected {packet[:2]},ADDR,KIND")
         if kind == "s":
             event = self.dbg.step(1)
             return self.stop_reply(event)

@@ -119,7 +119,10 @@ class Counter:
                 return base + n
             return base + n + 1 if d == n else None
         if n < 2:
-            return None
+            # Mode 2 with a count of 1 (which the datasheet calls illegal): OUT is low for
+            # no whole tick, yet the counter still reloads every tick, so IRQ0 gets an edge
+            # each tick (pulsed by the PIT, below). Mode 3 with 1 stays high.
+            return tick + 1 if self.mode == 2 else None
         period, offset = d // n * n, d % n
         low_from = n - 1 if self.mode == 2 else (n + 1) // 2
         return base + period + (low_from if offset < low_from else n)
@@ -291,9 +294,12 @@ class Pit8254(Device):
             edge = now
         # Edges are taken in order, one per callback, so none is lost when the timer
         # runs late; the PIC latches each low-to-high transition.
-        if self._rising_only():
-            self.irq0.lower()  # the period's falling edge, not scheduled on its own
-        self.irq0.set(self.counters[0].output(edge))
+        counter = self.counters[0]
+        if self._rising_only() or (counter.mode == 2 and counter.initial == 1):
+            # The period's falling edge is not scheduled on its own; with a count of 1
+            # (see Counter.next_change) it is a pulse every tick.
+            self.irq0.lower()
+        self.irq0.set(counter.output(edge))
         self._schedule(edge)
 
     # ---- ports ----

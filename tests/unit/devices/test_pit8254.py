@@ -164,3 +164,14 @@ def test_save_restore_continues_identically() -> None:
         r.advance_to_ns(5_000_000)
     assert rig.edges == other.edges
     assert read_latched(rig.pit) == read_latched(other.pit)
+
+
+def test_mode2_count_1_keeps_raising_irq0_every_tick() -> None:
+    """A count of 1 in mode 2 (illegal per the datasheet, used by hostile guests): the
+    counter reloads every tick and IRQ0 keeps getting edges (it used to stop for good)."""
+    rig = Rig()
+    rig.program(0x34, 1)
+    start = tick_at(rig.clock.now_ns())
+    rig.edges.clear()
+    rig.advance_to_ns(ns_of_tick(start + 50) + 1)
+    assert rig.rising_edges() == [start + k for k in range(1, 51)]

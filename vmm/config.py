@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vmm.confine import FileScope
 from vmm.errors import ConfigError
+
+if TYPE_CHECKING:  # vmm.config is loaded by `vmm --help`: nothing more than it needs
+    from vmm.confine import FileScope
 
 MIB = 1 << 20
 MIN_MEMORY_MB = 1
@@ -108,6 +111,8 @@ class MachineConfig:
         raise ConfigError(f"{path}: no free IDE slot (vmm has two disks at most: {', '.join(IDE_SLOTS)})")
 
     def file_scope(self, folder: Path | str) -> FileScope:
+        from vmm.confine import FileScope
+
         return FileScope.of(folder, self.allowed_paths, self.follow_symlinks)
 
     def validate(self) -> MachineConfig:

@@ -24,7 +24,12 @@ class GuestMemory:
         if size <= 0 or size % 4096:
             raise ValueError(f"guest RAM size must be a positive multiple of 4 KiB, not {size}")
         self.size = size
-        self.mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            self.mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise GuestError(f"cannot set up {size >> 20} MiB of guest RAM on this host: {reason} "
+                             "(use a smaller --mem or memsize)") from None
         self.view = memoryview(self.mmap)
         # Callbacks told about host-side writes (the CPU backend drops translated code).
         self._write_listeners: list = []
@@ -52,6 +57,8 @@ class GuestMemory:
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         length = len(data)
         self.check(addr, length)
+        if not length:
+            return  # nothing to write (an empty module, a segment of no bytes)
         self.view[addr : addr + length] = data
         for listener in self._write_listeners:
             listener(addr, length)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from vmm.boot import read_file_limited
 from vmm.bus import MmioWindow
 from vmm.cpu.base import PhysRegion
 from vmm.errors import ImageError
@@ -19,13 +20,14 @@ LOW_ROM_MAX = 128 * 1024  # at most the top 128 KiB of the ROM appear below 1 Mi
 
 def load_rom(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        data = read_file_limited(path, 256 * 1024)  # a 4 GiB file named by mistake is not read whole
     except FileNotFoundError:
         raise ImageError(f"{path}: BIOS ROM not found (run `make firmware`, or pass --bios ROM)") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read BIOS ROM: {exc.strerror}") from None
-    if not 64 * 1024 <= len(data) <= 256 * 1024 or len(data) % (64 * 1024):
-        raise ImageError(f"{path}: a BIOS ROM must be 64, 128, 192 or 256 KiB, not {len(data)} bytes")
+    if data is None or not 64 * 1024 <= len(data) <= 256 * 1024 or len(data) % (64 * 1024):
+        size = f"more than {256 * 1024}" if data is None else len(data)
+        raise ImageError(f"{path}: a BIOS ROM must be 64, 128, 192 or 256 KiB, not {size} bytes")
     return data
 
 

@@ -3,6 +3,7 @@ the file is (a Linux bzImage by its setup header, else a Multiboot v1 kernel).""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from vmm.errors import ImageError, KernelError
@@ -10,11 +11,22 @@ from vmm.errors import ImageError, KernelError
 LINUX_DEFAULT_MEMORY_MB = 128  # as QEMU's default: Debian's 6.1 kernel needs more than 80 MiB
 
 
-def read_kernel(kernel: Path) -> bytes:
+def read_file_limited(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The bytes of ``path``, or None if it holds more than ``limit``: a 4 GiB file named by
+    mistake as a ROM, kernel or module is refused after ``limit + 1`` bytes, never read whole."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def read_kernel(kernel: Path, limit: int) -> bytes:
     try:
-        return kernel.read_bytes()
+        image = read_file_limited(kernel, limit)
     except OSError as exc:
         raise ImageError(f"{kernel}: cannot read kernel: {exc.strerror}") from None
+    if image is None:
+        raise ImageError(f"{kernel}: the kernel file is larger than guest RAM ({limit >> 20} MiB)")
+    return image
 
 
 def is_linux_kernel(kernel: Path) -> bool:
@@ -38,7 +50,7 @@ def load_kernel(machine, kernel: Path, cmdline: str, initrd: Path | None) -> int
     from vmm.boot.linux import has_setup_header, load_linux
     from vmm.boot.multiboot import NotMultiboot, load_multiboot
 
-    image = read_kernel(kernel)
+    image = read_kernel(kernel, machine.memory.size)
     if has_setup_header(image):
         return load_linux(machine, kernel, image, cmdline, initrd)
     try:

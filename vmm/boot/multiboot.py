@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmm.boot import read_file_limited, read_kernel
 from vmm.cpu.state import ATTR_DB, ATTR_G, ATTR_P, ATTR_S, Segment, Table, X86State
 from vmm.errors import ImageError
 
@@ -90,10 +91,13 @@ def _load_segments(machine, image: bytes, header: MultibootHeader, name: str) ->
             raise ImageError(f"{name}: Multiboot a.out kludge: load_addr is after header_addr")
         file_offset = header.offset - (header.header_addr - header.load_addr)
         end = header.load_end_addr or header.load_addr + len(image) - file_offset
+        if end < header.load_addr:
+            raise ImageError(f"{name}: Multiboot a.out kludge: load_end_addr is before load_addr")
         data = image[file_offset : file_offset + (end - header.load_addr)]
         _checked_write(memory, header.load_addr, data, name)
         bss_end = max(header.bss_end_addr, end)
-        _checked_write(memory, end, bytes(bss_end - end), name)
+        _check_fits(memory, end, bss_end - end, name)
+        _zero(memory, end, bss_end - end)
         return header.entry_addr, bss_end
     from io import BytesIO
 
@@ -112,7 +116,9 @@ def _load_segments(machine, image: bytes, header: MultibootHeader, name: str) ->
             paddr, filesz, memsz = segment["p_paddr"], segment["p_filesz"], segment["p_memsz"]
             if filesz > memsz:
                 raise ImageError(f"{name}: ELF segment at {paddr:#x} has p_filesz > p_memsz")
-            _checked_write(memory, paddr, segment.data()[:filesz] + bytes(memsz - filesz), name)
+            _check_fits(memory, paddr, memsz, name)  # before anything is allocated for it
+            _checked_write(memory, paddr, segment.data()[:filesz], name)
+            _zero(memory, paddr + filesz, memsz - filesz)
             vaddr = segment["p_vaddr"]
             if vaddr <= entry < vaddr + memsz:
                 entry = entry - vaddr + paddr  # a higher-half kernel enters at its physical address
@@ -124,13 +130,24 @@ def _load_segments(machine, image: bytes, header: MultibootHeader, name: str) ->
         raise ImageError(f"{name}: Multiboot kernel is not a valid ELF file: {exc}") from None
 
 
-def _checked_write(memory, addr: int, data: bytes, name: str) -> None:
-    if addr < 0x100000 and addr + len(data) > 0xA0000 or not memory.contains(addr, len(data)):
+def _check_fits(memory, addr: int, length: int, name: str) -> None:
+    if addr < 0x100000 and addr + length > 0xA0000 or not memory.contains(addr, length):
         raise ImageError(
-            f"{name}: kernel segment {addr:#x}+{len(data):#x} does not fit in guest RAM "
+            f"{name}: kernel segment {addr:#x}+{length:#x} does not fit in guest RAM "
             f"({memory.size >> 20} MiB; below 1 MiB only up to 0xA0000)"
         )
+
+
+def _checked_write(memory, addr: int, data: bytes, name: str) -> None:
+    _check_fits(memory, addr, len(data), name)
     memory.write(addr, data)
+
+
+def _zero(memory, addr: int, length: int) -> None:
+    """Clear a checked range in pieces (a bss of a gigabyte is never built as one bytes)."""
+    piece = bytes(min(length, 1 << 20))
+    for start in range(addr, addr + length, len(piece) or 1):
+        memory.write(start, piece[: addr + length - start])
 
 
 def memory_map(ram_size: int) -> list[tuple[int, int, int]]:
@@ -148,10 +165,7 @@ def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None, ima
     """Load ``kernel`` (and ``initrd`` as module 0), set the CPU as the spec says; return the entry."""
     name = str(kernel)
     if image is None:
-        try:
-            image = kernel.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot read kernel: {exc.strerror}") from None
+        image = read_kernel(kernel, machine.memory.size)
     header = find_header(image, name)
     entry, highest = _load_segments(machine, image, header, name)
     memory = machine.memory
@@ -177,9 +191,11 @@ def load_multiboot(machine, kernel: Path, cmdline: str, initrd: Path | None, ima
         text = str(initrd)
         path = Path(text.split(" ", 1)[0])
         try:
-            data = path.read_bytes()
+            data = read_file_limited(path, memory.size)
         except OSError as exc:
             raise ImageError(f"{path}: cannot read module: {exc.strerror}") from None
+        if data is None:
+            raise ImageError(f"{path}: the module is larger than guest RAM ({memory.size >> 20} MiB)")
         _checked_write(memory, next_free, data, str(path))
         modules.append((next_free, next_free + len(data), put_string(text.encode() + b"\0")))
     for i, (start, end, string) in enumerate(modules):

@@ -105,9 +105,16 @@ class VmLock:
             return
         folder = self.vmx_path.parent
         for _ in range(ATTEMPTS):
-            tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder))
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder))
+            except OSError as exc:
+                raise VmLockedError(f"{self.path}: cannot create the lock: {exc.strerror}") from None
             member_name = f"M{secrets.randbelow(10**10):010d}.lck"
-            fd = self._write_member(tmp / member_name)
+            try:
+                fd = self._write_member(tmp / member_name)
+            except OSError as exc:  # a full disk: no temp folder is left behind
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise VmLockedError(f"{self.path}: cannot create the lock: {exc.strerror}") from None
             try:
                 os.rename(tmp, self.path)
             except OSError as exc:
@@ -133,11 +140,17 @@ class VmLock:
 
     def _write_member(self, member: Path) -> int:
         fd = os.open(member, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        with contextlib.suppress(OSError):  # no flock here: the pid check stands in
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        line = f"{machine_id()} {os.getpid()} 1 X vmm since={int(time.time())} host={socket.gethostname()}\n"
-        os.write(fd, line.encode())
-        os.fsync(fd)
+        try:
+            with contextlib.suppress(OSError):  # no flock here: the pid check stands in
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            line = f"{machine_id()} {os.getpid()} 1 X vmm since={int(time.time())} host={socket.gethostname()}\n"
+            data = line.encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(28, os.strerror(28))  # ENOSPC: the member must be whole
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     # ---- who holds it --------------------------------------------------------------

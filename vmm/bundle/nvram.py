@@ -38,8 +38,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmm.confine import printable
 from vmm.devices.cmos import BOOT_DEVICE_CODES
-from vmm.errors import ConfigError, ImageError
+from vmm.errors import ConfigError, ImageError, VmmError
 from vmm.fileio import atomic_write
 
 MAGIC = b"MRVN"
@@ -230,7 +231,10 @@ class Nvram:
         return bytes(out)
 
     def save(self, path: Path | str) -> None:
-        atomic_write(Path(path), self.to_bytes())
+        try:
+            atomic_write(Path(path), self.to_bytes())
+        except OSError as exc:  # a full disk: the old file is still there, whole
+            raise VmmError(f"{printable(path)}: cannot write: {exc.strerror} (the previous file is kept)") from None
 
     @classmethod
     def load(cls, path: Path | str) -> Nvram:
@@ -246,7 +250,7 @@ class Nvram:
     @classmethod
     def parse(cls, data: bytes, name: str = "<nvram>") -> Nvram:
         def fail(offset: int, what: str) -> ImageError:
-            return ImageError(f"{name}: offset {offset:#x}: {what}")
+            return ImageError(f"{printable(name)}: offset {offset:#x}: {what}")
 
         if len(data) < 8:
             raise fail(0, f"file is {len(data)} bytes, too short for the MRVN header")
@@ -264,7 +268,7 @@ class Nvram:
                 raise fail(offset, f"truncated entry header ({len(data) - offset} of {ENTRY_HEADER.size} bytes)")
             tag, sub, length = ENTRY_HEADER.unpack_from(data, offset)
             start = offset + ENTRY_HEADER.size
-            label = f"entry {tag.decode('latin-1')}/{sub.decode('latin-1')}"
+            label = f"entry {printable(tag.decode('latin-1'))}/{printable(sub.decode('latin-1'))}"
             if length > len(data) - start:
                 raise fail(offset, f"truncated {label}: {length} bytes of data, {len(data) - start} left in the file")
             if (tag, sub) in entries:
@@ -287,7 +291,7 @@ class Nvram:
             raise fail(checksum_at, f"checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
 
         if ENTRY_VERSION not in entries:
-            raise ForeignNvramError(f"{name}: offset 0x8: no VMM_/VERS entry: not a vmm nvram (VMware's?)")
+            raise ForeignNvramError(f"{printable(name)}: offset 0x8: no VMM_/VERS entry: not a vmm nvram (VMware's?)")
         version_at, version = entries[ENTRY_VERSION]
         if len(version) != 4 or struct.unpack("<I", version)[0] != FORMAT_VERSION:
             raise fail(version_at, f"unsupported vmm nvram format version (this vmm reads {FORMAT_VERSION})")

@@ -42,6 +42,23 @@ _WS = " \t"
 _ESCAPED_HEX = re.compile(rb"\|([0-9A-Fa-f]{2})")
 
 
+_ASCII_PROBE = '.encoding = "UTF-8"\r\nkey.name_0 = "|22 #"\n'
+
+
+def _is_ascii_text_encoding(info: codecs.CodecInfo) -> bool:
+    """A text encoding that writes a .vmx's ASCII (keys, quotes, newlines) as ASCII, as every
+    encoding VMware writes does; refuses byte codecs (zlib, base64, hex, bz2, rot13) and
+    UTF-16/32, UTF-7, punycode, idna and the escape codecs (ASCII must also read as itself)."""
+    if not getattr(info, "_is_text_encoding", True):
+        return False
+    ascii_bytes = bytes(range(0x20, 0x7F)) + b"\t\r\n\\u0041"
+    try:
+        return (info.encode(_ASCII_PROBE)[0] == _ASCII_PROBE.encode("ascii")
+                and info.decode(ascii_bytes)[0] == ascii_bytes.decode("ascii"))
+    except (UnicodeError, ValueError, TypeError):
+        return False
+
+
 def _needs_escape(ch: str) -> bool:
     # DictLL_MarshalLine's toEscape table: control characters but tab, '"', '|', DEL.
     code = ord(ch)
@@ -138,9 +155,13 @@ class VmxFile:
         if line.key is None or line.key.lower() != ".encoding":
             return "utf-8"
         try:
-            return codecs.lookup(line.value).name
+            info = codecs.lookup(line.value)
         except LookupError:
             raise ConfigError(f"{self.name}:1: unknown .encoding {line.value!r}") from None
+        if not _is_ascii_text_encoding(info):
+            raise ConfigError(f"{self.name}:1: .encoding {line.value!r} is not a text encoding VMware writes "
+                              "(use UTF-8, or an ASCII-compatible one such as windows-1252)")
+        return info.name
 
     def _parse_line(self, text: str, eol: str, number: int) -> _Line:
         where = f"{self.name}:{number}"

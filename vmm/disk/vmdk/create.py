@@ -74,13 +74,23 @@ def _sparse_file(path: str, capacity: int, grain_size: int, descriptor: Descript
     _write_new(path, layout.metadata(text))
 
 
-def _check_args(capacity: int, grain_size: int, extent_sectors: int, create_type: str) -> None:
+MAX_DISK_SECTORS = 64 << 31  # 64 TiB, about VMware's largest virtual disk (62 TB)
+MAX_SPARSE_EXTENT = (1 << 32) - (1 << 22)  # one sparse file: 2 TiB less room for its metadata
+
+
+def _check_args(path: str, capacity: int, grain_size: int, extent_sectors: int, create_type: str) -> None:
     if capacity < 0:
-        raise DiskError(f"size of {capacity} sectors is negative")
+        raise DiskError(f"{path}: size of {capacity} sectors is negative")
+    if capacity > MAX_DISK_SECTORS:
+        raise DiskError(f"{path}: size of {capacity * SECTOR_SIZE} bytes is beyond the {MAX_DISK_SECTORS >> 31} TiB "
+                        "vmm creates")
+    if create_type in (MONOLITHIC_SPARSE, STREAM_OPTIMIZED) and capacity > MAX_SPARSE_EXTENT:
+        raise DiskError(f"{path}: a {create_type} disk holds up to 2 TiB (its grain tables address 32-bit sectors); "
+                        "use twoGbMaxExtentSparse or a flat type for more")
     if grain_size < 1 or grain_size & (grain_size - 1):
-        raise DiskError(f"grain size {grain_size} is not a power of two")
+        raise DiskError(f"{path}: grain size {grain_size} is not a power of two")
     if extent_sectors < 1 or (create_type == SPLIT_SPARSE and extent_sectors % grain_size):
-        raise DiskError(f"extent size {extent_sectors} is not a multiple of the grain size {grain_size}")
+        raise DiskError(f"{path}: extent size {extent_sectors} is not a multiple of the grain size {grain_size}")
 
 
 def create_vmdk(
@@ -99,7 +109,7 @@ def create_vmdk(
     of the twoGbMaxExtent types and ``gtes_per_gt`` the GT size (tests use tiny values to
     exercise splits and many grain tables on small disks; qemu expects 512)."""
     path = os.fspath(path)
-    _check_args(capacity, grain_size, extent_sectors, create_type)
+    _check_args(os.fspath(path), capacity, grain_size, extent_sectors, create_type)
     if create_type not in VMDK_TYPES:
         raise DiskError(f"{path}: cannot create createType {create_type!r} (one of {', '.join(VMDK_TYPES)})")
     files = extent_paths(path, create_type, capacity, extent_sectors)
@@ -185,6 +195,7 @@ def create_disk(path: str | os.PathLike[str], capacity: int, disk_type: str = MO
     if disk_type == RAW:
         from vmm.disk.raw import create_raw
 
+        _check_args(os.fspath(path), capacity, DEFAULT_GRAIN_SIZE, SPLIT_EXTENT_SECTORS, RAW)
         create_raw(path, capacity)
     else:
         create_vmdk(path, capacity, disk_type, **options)  # type: ignore[arg-type]

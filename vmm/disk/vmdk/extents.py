@@ -19,9 +19,17 @@ from collections.abc import Callable, Iterator
 from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.disk.base import SECTOR_SIZE, write_all
 from vmm.disk.vmdk.descriptor import ExtentLine
-from vmm.disk.vmdk.sparse import GD_AT_END, GTE_ZERO_GRAIN, GrainTables, SparseHeader, read_header, sectors_for
+from vmm.disk.vmdk.sparse import (
+    GD_AT_END,
+    GTE_ZERO_GRAIN,
+    MAX_GRAIN_SECTOR,
+    GrainTables,
+    SparseHeader,
+    read_header,
+    sectors_for,
+)
 from vmm.disk.vmdk.stream import read_compressed_grain, read_footer
-from vmm.errors import DiskError
+from vmm.errors import DiskError, DiskIOError
 
 Backing = Callable[[int, int], bytes]
 MAX_FILE_OFFSET = (1 << 63) - 1
@@ -253,6 +261,9 @@ class SparseExtent(Extent):
             full = bytes(base)
         full = full.ljust(gs * SECTOR_SIZE, b"\0")
         where = self.end_sector
+        if where + gs > MAX_GRAIN_SECTOR:
+            raise DiskIOError(f"{printable(self.path)}: the sparse extent is full (grain tables address "
+                              f"sectors below {MAX_GRAIN_SECTOR + 1})")
         write_all(self.fd, full, where * SECTOR_SIZE, self.path)
         self.tables.file_size = max(self.tables.file_size, (where + gs) * SECTOR_SIZE)
         self.tables.set_entry(grain, where)

@@ -36,6 +36,7 @@ DEFAULT_GRAIN_SIZE = 128  # sectors: 64 KiB
 DEFAULT_GTES_PER_GT = 512
 MAX_GRAIN_SIZE = 1 << 17  # 64 MiB grains: far beyond anything VMware or qemu writes
 MAX_CAPACITY = 1 << 41  # sectors: 1 PiB
+MAX_GRAIN_SECTOR = 0xFFFFFFFF  # GT entries are 32-bit sector numbers: a sparse file ends below 2 TiB
 
 #: GT entry meaning "this grain reads as zeros" (version >= 2 with FLAG_ZEROED_GRAIN_GTE).
 GTE_ZERO_GRAIN = 1
@@ -126,6 +127,9 @@ class SparseHeader:
             raise DiskError(f"{where}: numGTEsPerGT {gtes} is out of range 1..65536")
         if capacity > MAX_CAPACITY:
             raise DiskError(f"{where}: capacity {capacity} sectors is beyond {MAX_CAPACITY}")
+        if overhead > MAX_GRAIN_SECTOR:
+            raise DiskError(f"{where}: overHead {overhead} sectors is beyond what a grain table can address "
+                            f"({MAX_GRAIN_SECTOR})")
         if compress not in (COMPRESSION_NONE, COMPRESSION_DEFLATE):
             raise DiskError(f"{where}: compressAlgorithm {compress} is unknown (1 = deflate)")
         if flags & FLAG_COMPRESSED and compress != COMPRESSION_DEFLATE:

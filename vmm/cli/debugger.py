@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmm.cli.machine_flags import add_machine_flags, config_from_args, make_machine
+from vmm.cli.machine_flags import add_machine_flags, config_from_args, make_machine, output_path
 from vmm.config import SerialConfig
 from vmm.errors import ConfigError, VmmError
 from vmm.sizes import parse_count
@@ -91,6 +91,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from vmm.debug.trace import write_trace
 
     limit = parse_count(args.max_insns, "--max-insns")
+    out_path = output_path(args.out, "--out")
     dbg = open_debugger(args, None)
     try:
         until: str | int = args.until
@@ -99,8 +100,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 until = int(args.until, 0)
             except ValueError:
                 raise ConfigError(f"--until: {args.until!r} is neither a stage nor an address") from None
-        with open(args.out, "w") as out:
-            count = write_trace(dbg, until, out, from_stage=args.from_stage, limit=limit)
+        try:
+            with open(out_path, "w") as out:
+                count = write_trace(dbg, until, out, from_stage=args.from_stage, limit=limit)
+        except OSError as exc:
+            raise VmmError(f"--out: {out_path}: cannot write: {exc.strerror}") from None
         print(f"vmm: traced {count:,} instructions to {args.out}", file=sys.stderr)
         return 0
     finally:

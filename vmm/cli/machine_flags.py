@@ -70,6 +70,30 @@ def parse_address(text: str, what: str) -> int:
     return value
 
 
+def output_path(text: str, flag: str) -> Path:
+    """A file the command will write (--out, --screenshot): its folder must exist and the
+    path, if there, be a regular file; checked before the guest runs rather than after."""
+    path = Path(text)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{flag}: {folder}: no such folder")
+    if path.exists() and not path.is_file():
+        # The file is replaced atomically (a temp file renamed over it): never over a device
+        # or a folder.
+        raise ConfigError(f"{flag}: {path} is not a regular file")
+    return path
+
+
+def write_output(path: Path, flag: str, write):
+    """``write(path)``; a failure (a full device, a folder removed meanwhile) is one line."""
+    from vmm.errors import VmmError
+
+    try:
+        return write(path)
+    except OSError as exc:
+        raise VmmError(f"{flag}: {path}: cannot write: {exc.strerror}") from None
+
+
 def is_bundle(target: str | None) -> bool:
     return bool(target) and (target.endswith(".vmx") or Path(target).is_dir())
 

@@ -13,7 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from vmm.cli.machine_flags import add_machine_flags, config_from_args, is_bundle, make_machine, scope_args
+from vmm.cli.machine_flags import (
+    add_machine_flags,
+    config_from_args,
+    is_bundle,
+    make_machine,
+    output_path,
+    scope_args,
+    write_output,
+)
 from vmm.config import MachineConfig
 from vmm.errors import ConfigError
 from vmm.sizes import parse_count
@@ -97,6 +105,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
         raise ConfigError("--wait waits for a debugger: it needs --gdb [HOST:]PORT")
     max_insns = parse_count(args.max_insns, "--max-insns") if args.max_insns else None
     timeout = parse_seconds(args.timeout, "--timeout") if args.timeout is not None else None
+    screenshot = output_path(args.screenshot, "--screenshot") if args.screenshot else None
     config, ignored = config_from_args(args, bundle)
     if ignored:
         print(f"vmm: ignoring unsupported keys: {', '.join(ignored)}", file=sys.stderr)
@@ -155,8 +164,8 @@ def _run(args: argparse.Namespace, bundle) -> int:
             result.detail = f"stopped after {timeout:g} s of wall time"
         elif result.reason == "limit" and max_insns is not None:
             result.detail = f"stopped after {max_insns:,} instructions"
-        if args.screenshot:
-            machine.vga.screenshot_png(Path(args.screenshot))
+        if screenshot is not None:
+            write_output(screenshot, "--screenshot", machine.vga.screenshot_png)
         if bundle is not None:
             bundle.store_cmos(machine.cmos.nvram_bytes())
         if args.log_unclaimed:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from vmm.cli.machine_flags import add_machine_flags, config_from_args, make_machine
+from vmm.cli.machine_flags import add_machine_flags, config_from_args, make_machine, output_path, write_output
 from vmm.config import SerialConfig
 from vmm.sizes import parse_count
 
@@ -37,6 +36,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     from vmm.exits import Stops
 
     limit = parse_count(args.max_insns, "--max-insns") if args.max_insns else DEFAULT_LIMIT
+    out = output_path(args.out, "--out")
     config, _ = config_from_args(args)
     config.serial = SerialConfig("none")
     machine = make_machine(config)
@@ -50,7 +50,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         stops = Stops(stages=frozenset([args.at]) if args.at else frozenset(), idle=until_idle,
                       after_slice=after_slice)  # fmt: skip
         result = machine.run(max_instructions=limit, stops=stops)
-    width, height = machine.vga.screenshot_png(Path(args.out))
+    width, height = write_output(out, "--out", machine.vga.screenshot_png)
     if machine.vga.is_graphics():
         print(f"(a graphics mode: the {width}x{height} picture is in {args.out})")
     else:

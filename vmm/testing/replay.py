@@ -14,6 +14,7 @@ PAE and 4-level long mode) from RAM or the BIOS ROM, and disassembled with capst
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from vmm.cpu.paging import PhysicalReader, read_linear
@@ -34,8 +35,13 @@ def replay_tail(session: GuestSession, keep: int) -> Replay:
     """Repeat ``session``'s calls on a fresh machine; the PCs of its last ``keep`` instructions."""
     final = session.instructions
     final_pc = session.machine.cpu.get_state().pc
+    # The replay shares the test's own wall-clock timeout: a test that failed on it is
+    # not run a second time (it would take as long again).
+    left = None if session.wall_deadline is None else session.wall_deadline - time.monotonic()
+    if left is not None and left <= 0:
+        return Replay(note="not replayed: the test used up its wall-clock timeout")
     tail = TailRecorder(final, keep)
-    again = GuestSession(session.config)
+    again = GuestSession(session.config, wall_timeout=left)
     again.tail = tail
     try:
         for name, args in session.log:
@@ -47,6 +53,9 @@ def replay_tail(session: GuestSession, keep: int) -> Replay:
                 pass  # the original failed here too (or later); the instruction count decides
         tail.detach()
         same = again.instructions == final and again.machine.cpu.get_state().pc == final_pc
+        out_of_time = again.wall_deadline is not None and time.monotonic() >= again.wall_deadline
+        if out_of_time and not same:
+            return Replay(note="the replay ran out of the test's wall-clock timeout")
         note = "" if same else (f"the replay diverged (ended at instruction {again.instructions:,}, "
                                 f"pc {again.machine.cpu.get_state().pc:#x}; the failure was at {final:,})")  # fmt: skip
         if same and not tail.pcs:

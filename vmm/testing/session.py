@@ -13,10 +13,11 @@ is logged, and a fresh session repeating the log reaches the same instruction.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import regex
 
 from vmm.config import MachineConfig
 from vmm.cpu.base import FEATURE_TRACE, CpuDebug, DebugUnsupported
@@ -29,6 +30,7 @@ ENDED = ("exit-port", "halted", "triple-fault", "error")
 
 
 __tracebackhide__ = hide_for_vmm_errors
+REGEX_TIME_LIMIT = 60.0  # seconds one serial search may take when the session has no wall timeout
 
 
 class ExpectationFailed(VmmError, AssertionError):
@@ -53,7 +55,7 @@ class GuestSession:
         self.ended: MachineExit | None = None
         self.log: list[tuple[str, tuple]] = []  # every call, for a replay
         self.wall_deadline = None if wall_timeout is None else time.monotonic() + wall_timeout
-        self._watch: re.Pattern[bytes] | None = None
+        self._watch: regex.Pattern[bytes] | None = None
         self._budget_hit = False
         self.tail: TailRecorder | None = None  # set by a replay
 
@@ -101,21 +103,32 @@ class GuestSession:
         self.log.append(("send_keys", keys))
         self.machine.kbc.key_scancodes(scancodes_for_keys(keys))
 
-    def expect(self, pattern: str | bytes, within: Budget) -> re.Match[bytes]:
+    def expect(self, pattern: str | bytes, within: Budget) -> regex.Match[bytes]:
         """Run until ``pattern`` (a regex) appears in the serial output after the last match."""
         self.log.append(("expect", (pattern, within)))
-        regex = re.compile(pattern.encode("latin-1") if isinstance(pattern, str) else pattern)
-        self._watch = regex
+        compiled = regex.compile(pattern.encode("latin-1") if isinstance(pattern, str) else pattern)
+        self._watch = compiled
         try:
-            outcome = self._run(within, lambda: regex.search(self.machine.serial_transcript, self.mark) is not None)
+            outcome = self._run(within, lambda: self._search(compiled) is not None)
         finally:
             self._watch = None
-        match = regex.search(self.machine.serial_transcript, self.mark)
+        match = self._search(compiled)
         if match is None:
-            shown = regex.pattern.decode("latin-1")
+            shown = compiled.pattern.decode("latin-1")
             raise ExpectationFailed(f"no serial output matching {shown!r} {self._why(outcome, within)}")
         self.mark = match.end()
         return match
+
+    def _search(self, compiled: regex.Pattern[bytes]) -> regex.Match[bytes] | None:
+        """Search the serial output past the last match, within the test's wall-clock time: a
+        pattern that backtracks without end ('(.+)+Z') fails the test instead of hanging it."""
+        left = REGEX_TIME_LIMIT if self.wall_deadline is None else self.wall_deadline - time.monotonic()
+        try:
+            return compiled.search(self.machine.serial_transcript, self.mark, timeout=max(0.01, left))
+        except TimeoutError:
+            shown = compiled.pattern.decode("latin-1")
+            raise ExpectationFailed(f"matching {shown!r} against the serial output ran past the test's timeout "
+                                    "(a pattern that backtracks without end?)") from None
 
     def wait_stage(self, stage: str, within: Budget) -> None:
         self.log.append(("wait_stage", (stage, within)))
@@ -198,7 +211,7 @@ class GuestSession:
 
     def _on_serial(self, data: bytes) -> None:
         self.byte_insns.extend([self.machine.instructions] * len(data))
-        if self._watch is not None and self._watch.search(self.machine.serial_transcript, self.mark):
+        if self._watch is not None and self._search(self._watch):
             self.machine.request_stop("stopped")
 
     def _on_budget_timer(self) -> None:

@@ -45,6 +45,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex
+
 from vmm.config import DiskConfig, MachineConfig
 from vmm.debug.stages import STAGES
 from vmm.errors import ConfigError, hide_for_vmm_errors
@@ -198,6 +200,8 @@ def load_spec(path: Path | str) -> TestSpec:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     return spec_from_dict(data, path)
 
 
@@ -209,6 +213,7 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
     _only(machine, MACHINE_KEYS, f"{path}: [machine]")
     if not {"image", "bundle", "kernel", "floppy"} & machine.keys():
         raise ConfigError(f"{path}: [machine] needs one of image, bundle, kernel or floppy")
+    _check_machine_types(machine, f"{path}: [machine]")
     keep_table = data.get("keep", {})
     _only(keep_table, KEEP_KEYS, f"{path}: [keep]")
     keep = Keep(**keep_table)
@@ -223,6 +228,35 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
         raise ConfigError(f"{path}: timeout must be a positive number of wall seconds")
     name = data.get("name", path.name.removesuffix(".toml").removesuffix(".vmm"))
     return TestSpec(path, str(name), machine, steps, keep, float(timeout))
+
+
+def _check_machine_types(machine: dict, where: str) -> None:
+    """The [machine] values have the types they are used as (a number where a file name goes
+    is one line here, not a traceback when the machine is built)."""
+    for key in ("image", "bundle", "bios", "kernel", "initrd", "accel", "floppy"):
+        if key in machine and not (isinstance(machine[key], str) and machine[key]):
+            raise ConfigError(f"{where}: {key} must be a non-empty string")
+    if "append" in machine and not isinstance(machine["append"], str):
+        raise ConfigError(f"{where}: append must be a string")
+    disks = machine.get("disks", [])
+    if not isinstance(disks, list) or not all(isinstance(d, str) and d for d in disks):
+        raise ConfigError(f"{where}: disks must be a list of file names")
+    if "mem" in machine:
+        if isinstance(machine["mem"], bool) or not isinstance(machine["mem"], str | int):
+            raise ConfigError(f"{where}: mem must be a size such as \"64M\"")
+        parse_memory_mb(machine["mem"], f"{where}: mem")
+    entries = machine.get("stage_entries", {})
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{where}: stage_entries must be a table of stage = address")
+    for stage, addr in entries.items():
+        if stage not in STAGES:
+            raise ConfigError(f"{where}: stage_entries: {stage!r} is not one of {', '.join(STAGES)}")
+        try:
+            value = int(addr, 0) if isinstance(addr, str) else addr
+        except ValueError:
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 64:
+            raise ConfigError(f"{where}: stage_entries: {stage} = {addr!r} is not an address")
 
 
 def _only(table: object, allowed: set[str], where: str) -> None:
@@ -247,8 +281,8 @@ def _parse_step(raw: object, index: int, path: Path) -> Step:
         raise ConfigError(f"{where}: {kind} must be a non-empty string")
     if kind == "expect":
         try:
-            re.compile(value.encode("latin-1"))
-        except (re.error, UnicodeEncodeError) as exc:
+            regex.compile(value.encode("latin-1"))  # the engine the session matches with (time-bounded)
+        except (regex.error, UnicodeEncodeError) as exc:
             raise ConfigError(f"{where}: expect = {value!r} is not a usable regex: {exc}") from None
     if kind == "send-keys":
         if isinstance(value, str):

@@ -53,3 +53,14 @@ def require_file(path: Path, how: str = "run make") -> Path:
     if not path.exists():
         _missing(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ({how})")
     return path
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``fuzz_long`` (many more fuzz cases) run only when ``-m`` names them;
+    otherwise they are deselected (not skipped: nothing a user relies on is left out)."""
+    if "fuzz_long" in (config.option.markexpr or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("fuzz_long") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

@@ -68,6 +68,8 @@ class FileScope:
 
         ``shown``: how the message names the file (default: the path)."""
         shown = shown or printable(path)
+        if "\0" in os.fspath(path):
+            raise ScopeRefusal(f"{shown} contains a NUL byte: not a file name")
         lexical = os.path.normpath(os.path.abspath(os.fspath(path)))
         real = _real(lexical)
         if self._user_named(lexical, real):

@@ -156,7 +156,7 @@ class VmxFile:
             return "utf-8"
         try:
             info = codecs.lookup(line.value)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise ConfigError(f"{self.name}:1: unknown .encoding {line.value!r}") from None
         if not _is_ascii_text_encoding(info):
             raise ConfigError(f"{self.name}:1: .encoding {line.value!r} is not a text encoding VMware writes "

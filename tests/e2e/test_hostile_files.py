@@ -75,7 +75,8 @@ def test_aout_kludge_kernel_with_nothing_to_load_runs_without_a_traceback(tmp_pa
 def test_disk_create_of_100_tib_is_one_line(tmp_path):
     done = vmm("disk", "create", str(tmp_path / "x.vmdk"), "100T")
     assert done.returncode == 1
-    assert one_line(done) == f"vmm: {tmp_path / 'x.vmdk'}: size of 109951162777600 bytes is beyond the 64 TiB vmm creates"
+    path = tmp_path / "x.vmdk"
+    assert one_line(done) == f"vmm: {path}: size of 109951162777600 bytes is beyond the 64 TiB vmm creates"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 
 from vmm.cli.progress import Progress
+from vmm.confine import FileScope
 from vmm.disk.base import SECTOR_SIZE
 from vmm.disk.open import open_disk
 from vmm.disk.vmdk.check import check_disk
@@ -64,8 +65,13 @@ def _options(args: argparse.Namespace, disk_type: str) -> dict[str, int | str]:
     return options
 
 
+def _scope(args: argparse.Namespace) -> FileScope:
+    """What the disk chain may reach besides its own folder (vmm.confine)."""
+    return FileScope.of(".", getattr(args, "allow_path", []), getattr(args, "follow_symlinks", False))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    with open_disk(args.file, read_only=True) as disk:
+    with open_disk(args.file, read_only=True, scope=_scope(args)) as disk:
         info = disk.info()  # type: ignore[attr-defined]
     if args.json:
         print(json.dumps(info, indent=2))
@@ -106,7 +112,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         target = os.path.join(scratch, name)
     try:
         with Progress(f"converting to {disk_type}") as progress:
-            convert(args.src, target, disk_type, progress, **_options(args, disk_type))
+            convert(args.src, target, disk_type, progress, scope=_scope(args), **_options(args, disk_type))
         if target != args.dst:
             os.replace(target, args.dst)
     finally:
@@ -119,7 +125,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    report = check_disk(args.file)
+    report = check_disk(args.file, _scope(args))
     if report.ok and report.raw:
         print(f"{args.file}: a raw image (no metadata to check)")
         return 0
@@ -136,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_commit(args: argparse.Namespace) -> int:
     with Progress("committing") as progress:
-        parent = commit(args.child, progress)
+        parent = commit(args.child, progress, _scope(args))
     print(f"{args.child}: committed into {parent}")
     return 0
 
@@ -148,6 +154,11 @@ def add_arguments(name: str, disk: argparse.ArgumentParser) -> None:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
+        if name != "create":
+            p.add_argument("--allow-path", metavar="PATH", action="append", default=[],
+                           help="let the disk chain use this file or folder outside the disk's folder (repeatable)")
+            p.add_argument("--follow-symlinks", action="store_true",
+                           help="follow symlinks the disk's descriptor leads to (refused by default)")
         return p
 
     def type_options(p: argparse.ArgumentParser) -> None:

@@ -181,3 +181,17 @@ def test_writing_a_zero_extent_is_a_disk_error_not_a_traceback(vm):
         d.write(0, b"a" * 512)
         with pytest.raises(DiskError, match="extent ZERO is read-only"):
             d.write(2048, b"a" * 512)
+
+
+def test_disk_commands_take_allow_path_for_a_parent_elsewhere(vm, tmp_path, capsys):
+    from vmm.disk.vmdk.create import create_child
+
+    base = tmp_path / "base.vmdk"
+    create_vmdk(base, 2048, "monolithicSparse")
+    create_child(base, vm / "child.vmdk")
+    status, lines = vmm("disk", "info", str(vm / "child.vmdk"), capsys=capsys)
+    assert status == 1 and "outside the disk's folder" in lines[0]
+    assert main(["disk", "info", "--allow-path", str(base), str(vm / "child.vmdk")]) == 0
+    assert f"chain: {vm / 'child.vmdk'} -> " in capsys.readouterr().out
+    assert main(["disk", "check", "--allow-path", str(tmp_path), str(vm / "child.vmdk")]) == 0
+    assert main(["disk", "commit", "--allow-path", str(base), str(vm / "child.vmdk")]) == 0

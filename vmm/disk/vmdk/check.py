@@ -13,6 +13,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+from vmm.confine import FileScope
 from vmm.disk.base import SECTOR_SIZE
 from vmm.disk.vmdk.disk import VmdkDisk
 from vmm.disk.vmdk.extents import FlatExtent, SparseExtent
@@ -33,7 +34,7 @@ class CheckReport:
         return not self.errors
 
 
-def check_disk(path: str | os.PathLike[str]) -> CheckReport:
+def check_disk(path: str | os.PathLike[str], scope: FileScope | None = None) -> CheckReport:
     """Check ``path`` and its parent chain; errors that stop the disk from opening are reported too."""
     report = CheckReport(os.fspath(path))
     from vmm.disk.open import is_vmdk
@@ -47,7 +48,7 @@ def check_disk(path: str | os.PathLike[str]) -> CheckReport:
                 report.raw = True  # a raw image has no metadata to be inconsistent
             return report
 
-        disk = VmdkDisk(path, read_only=True)
+        disk = VmdkDisk(path, read_only=True, scope=scope)
     except DiskError as exc:
         report.errors.append(str(exc))
         return report

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from vmm.confine import FileScope
 from vmm.disk.vmdk.descriptor import new_cid
 from vmm.disk.vmdk.disk import VmdkDisk
 from vmm.errors import DiskError
@@ -24,10 +25,11 @@ from vmm.errors import DiskError
 CHUNK_SECTORS = 2048
 
 
-def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> str:
+def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None,
+           scope: FileScope | None = None) -> str:
     """Write the data ``child_path`` holds itself into its parent; returns the parent's path."""
     child_path = os.fspath(child_path)
-    child = VmdkDisk(child_path, read_only=False)
+    child = VmdkDisk(child_path, read_only=False, scope=scope)
     try:
         if child.parent is None:
             raise DiskError(f"{child_path}: not a delta disk (parentCID is ffffffff): nothing to commit into")
@@ -35,7 +37,7 @@ def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], No
         ranges = list(child.own_ranges())
         total = sum(n for _, n in ranges) or 1
         done = 0
-        with VmdkDisk(parent_path) as parent:
+        with VmdkDisk(parent_path, scope=scope) as parent:
             cid = new_cid()
             while cid in (parent.cid, child.descriptor.parent_cid, child.pending_parent_cid):
                 cid = new_cid()

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
+from vmm.confine import FileScope
 from vmm.disk.base import BlockDevice
 from vmm.disk.open import open_disk
 from vmm.disk.vmdk.create import RAW, SPLIT_EXTENT_SECTORS, create_disk, extent_paths
@@ -35,7 +36,7 @@ def default_type(path: str) -> str:
 
 
 def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], dst_type: str | None = None,
-            progress: Progress | None = None, **options: int | str) -> None:
+            progress: Progress | None = None, scope: FileScope | None = None, **options: int | str) -> None:
     """Copy ``src_path`` into a new disk at ``dst_path``.
 
     The new disk is built in a staging folder beside the destination and appears only when
@@ -48,7 +49,7 @@ def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], 
     directory = os.path.dirname(os.path.abspath(dst_path))
     name = os.path.basename(dst_path)
     remove_stale_staging(directory)
-    with open_disk(src_path, read_only=True) as src:
+    with open_disk(src_path, read_only=True, scope=scope) as src:
         extent_sectors = int(options.get("extent_sectors", SPLIT_EXTENT_SECTORS))
         extras = extent_paths(dst_path, dst_type, src.capacity, extent_sectors) if dst_type != RAW else []
         for path in [dst_path, *extras]:

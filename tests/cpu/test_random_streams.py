@@ -2,8 +2,7 @@
 mode (issue 23): the process neither crashes nor lets any exception but a VmmError out.
 
 Each mode runs in its own process (tests/cpu/random_streams.py), so a crash of the CPU core
-shows as the process dying by a signal, not as the test run dying. The x87 opcodes are left
-out of the streams until the Unicorn x87 crash (issue 15) is fixed.
+shows as the process dying by a signal, not as the test run dying. x87 opcodes included.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from vmm.disk.base import SECTOR_SIZE
 from vmm.disk.open import open_disk
 from vmm.disk.vmdk.check import check_disk
 from vmm.disk.vmdk.commit import commit
-from vmm.disk.vmdk.convert import convert, default_type
+from vmm.disk.vmdk.convert import convert, default_type, remove_stale_staging
 from vmm.disk.vmdk.create import DISK_TYPES, SPLIT_EXTENT_SECTORS, create_child, create_disk
 from vmm.errors import DiskError, VmmError
 from vmm.sizes import parse_size
@@ -99,6 +99,9 @@ SINGLE_FILE_TYPES = ("raw", "monolithicSparse", "streamOptimized")
 def cmd_convert(args: argparse.Namespace) -> int:
     disk_type = args.type or default_type(args.dst)
     target = args.dst
+    # A convert killed earlier left its staging folder (and maybe extents without their
+    # descriptor) beside the destination: clear those first, whatever happens next.
+    remove_stale_staging(os.path.dirname(os.path.abspath(args.dst)))
     if os.path.lexists(args.dst):
         if not args.force:
             raise DiskError(f"{args.dst}: already exists (--force replaces it)")

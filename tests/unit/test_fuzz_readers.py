@@ -1,6 +1,7 @@
 """Seeded, bounded fuzzing of every reader of untrusted files (issue 23): .vmx, .nvram,
 VMDK (descriptor, sparse header, whole sparse files opened, read, written and checked),
-Multiboot ELF and a.out kernels. Each case either works or raises a VmmError (one line
+Multiboot ELF and a.out kernels, Linux bzImage setup headers (issue 14's reader). Each case
+either works or raises a VmmError (one line
 for the user); any other exception is a bug and fails the test with the case's seed.
 
 10,000 cases per reader here; ``-m fuzz_long`` runs 20 times as many.
@@ -182,3 +183,36 @@ def test_fuzz_readers_do_not_allocate_what_a_header_claims(tmp_path):
                                      'createType="monolithicFlat"\nRW 2048 FLAT "flat.bin" 18446744073709551000\n')
     with pytest.raises(VmmError, match="lies past the largest file offset"):
         VmdkDisk(tmp_path / "f.vmdk")
+
+
+def bzimage_seed() -> bytes:
+    """A minimal bzImage the setup-header reader accepts: 4 setup sectors, 64 KiB of kernel."""
+    setup = bytearray(5 * 512)
+    struct.pack_into("<B", setup, 0x1F1, 4)
+    struct.pack_into("<I", setup, 0x1F4, 0x10000 // 16)
+    struct.pack_into("<H", setup, 0x1FE, 0xAA55)
+    setup[0x201] = 0x66
+    setup[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", setup, 0x206, 0x020F)
+    setup[0x211] = 1  # LOADED_HIGH
+    struct.pack_into("<I", setup, 0x214, 0x100000)
+    struct.pack_into("<II", setup, 0x22C, 0x7FFFFFFF, 0x200000)
+    struct.pack_into("<BBHI", setup, 0x234, 1, 21, 0x3, 2048)
+    struct.pack_into("<QI", setup, 0x258, 0x1000000, 0x400000)
+    return bytes(setup) + bytes(0x10000)
+
+
+def test_fuzz_linux_bzimage_setup_header(cases):
+    from vmm.boot.linux import parse_setup_header, plan_layout
+
+    seed = bzimage_seed()
+    head = seed[:5 * 512]
+    parse_setup_header(seed, "seed")  # the seed itself is a valid header
+
+    def case(rng):
+        image = mutate(rng, head, edits=6) + seed[5 * 512:]
+        header = parse_setup_header(image, "fuzz.bzImage")
+        plan_layout(header, 64 << 20, rng.choice([0, 1 << 20, 1 << 40]), "fuzz.bzImage")
+
+    refused = fuzz(cases, 6, case)
+    assert 0 < refused < cases

@@ -1,8 +1,8 @@
 """Seeded, bounded fuzzing of every reader of untrusted files (issue 23): .vmx, .nvram,
 VMDK (descriptor, sparse header, whole sparse files opened, read, written and checked),
 Multiboot ELF and a.out kernels, Linux bzImage setup headers (issue 14's reader). Each case
-either works or raises a VmmError (one line
-for the user); any other exception is a bug and fails the test with the case's seed.
+either works or raises a VmmError (one line for the user); any other exception is a bug and
+fails the test with the case's seed.
 
 10,000 cases per reader here; ``-m fuzz_long`` runs 20 times as many.
 """

@@ -28,6 +28,7 @@
  * (vmm_glue_new); any mismatch refuses to start with a message naming the field.
  */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -656,7 +657,12 @@ static int write_msr(struct vmm_glue *g, uint32_t msr, uint64_t value)
     return p_uc_reg_write(g->uc, UC_X86_REG_MSR, &m);
 }
 
+/* How far the layout search may read from CPUX86State: at most ENV_SCAN bytes, and never
+ * past the end of the X86CPU object that holds it (env_scan, set by locate_layout). The
+ * state ends a few KiB after env in Unicorn 2.1.4's 42 KiB X86CPU: a fixed 16 KiB scan
+ * read past the allocation, and crashed when the heap ended there. */
 #define ENV_SCAN 0x4000
+static long env_scan = ENV_SCAN;
 
 static long locate_msr(struct vmm_glue *g, uint32_t msr, uint64_t marker, char *err, int errlen)
 {
@@ -665,7 +671,7 @@ static long locate_msr(struct vmm_glue *g, uint32_t msr, uint64_t marker, char *
         snprintf(err, errlen, "unicorn refused to write MSR %#x", msr);
         return -1;
     }
-    off = find_u64(g->env, ENV_SCAN, marker);
+    off = find_u64(g->env, env_scan, marker);
     if (off < 0)
         snprintf(err, errlen, "cannot locate MSR %#x in QEMU's CPU state (unicorn layout changed?)", msr);
     write_msr(g, msr, 0);
@@ -681,10 +687,13 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
     /* CPUState.env_ptr points into the same X86CPU object, after CPUState (which holds
      * the 32 KiB tb_jmp_cache): look among CPUState's first words for a pointer there
      * whose target holds the markers. */
+    /* Unicorn allocates the X86CPU (CPUState first) on its own: every read below stays
+     * inside that allocation. */
+    uintptr_t object_end = (uintptr_t)g->cs + malloc_usable_size(g->cs);
     g->env = NULL;
-    for (long off = 0; off < 0x2000 && !g->env; off += 8) {
+    for (long off = 0; off < 0x2000 && (uintptr_t)g->cs + off + 8 <= object_end && !g->env; off += 8) {
         uintptr_t p = *(uintptr_t *)((char *)g->cs + off);
-        if (p > (uintptr_t)g->cs + 0x1000 && p < (uintptr_t)g->cs + 0x100000 && (p & 7) == 0 &&
+        if (p > (uintptr_t)g->cs + 0x1000 && p + 16 <= object_end && (p & 7) == 0 &&
             ((uint64_t *)p)[0] == m1 && ((uint64_t *)p)[1] == m2)
             g->env = (char *)p;
     }
@@ -694,6 +703,9 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
     }
     p_uc_reg_write(g->uc, UC_X86_REG_RAX, &zero);
     p_uc_reg_write(g->uc, UC_X86_REG_RCX, &zero);
+    env_scan = (long)(object_end - (uintptr_t)g->env);
+    if (env_scan > ENV_SCAN)
+        env_scan = ENV_SCAN;
 
     uint64_t rip = 0x1234567;
     p_uc_reg_write(g->uc, UC_X86_REG_RIP, &rip);
@@ -724,14 +736,14 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
     {
         static char before[ENV_SCAN];
         uint64_t saved = 0, toggled;
-        memcpy(before, g->env, ENV_SCAN);
+        memcpy(before, g->env, env_scan);
         uc_x86_msr m = {.rid = 0xC0000080};
         p_uc_reg_read(g->uc, UC_X86_REG_MSR, &m);
         saved = m.value;
         toggled = saved ^ EFER_SCE;
         write_msr(g, 0xC0000080, toggled);
         off_efer = -1;
-        for (long off = 0; off + 8 <= ENV_SCAN; off += 8) {
+        for (long off = 0; off + 8 <= env_scan; off += 8) {
             if (*(uint64_t *)(before + off) == saved && *(uint64_t *)(g->env + off) == toggled) {
                 off_efer = off_efer == -1 ? off : -2;
             }
@@ -750,7 +762,7 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
     uint64_t dr0 = 0xdeb0deb0deb0dead, saved_dr0 = 0;
     p_uc_reg_read(g->uc, UC_X86_REG_DR0, &saved_dr0);
     p_uc_reg_write(g->uc, UC_X86_REG_DR0, &dr0);
-    long off_dr0 = find_u64(g->env, ENV_SCAN, dr0);
+    long off_dr0 = find_u64(g->env, env_scan, dr0);
     p_uc_reg_write(g->uc, UC_X86_REG_DR0, &saved_dr0);
     if (off_dr0 < 16) {
         snprintf(err, errlen, "cannot locate CPUX86State.dr[0] (unicorn layout changed?)");
@@ -769,7 +781,7 @@ static int locate_layout(struct vmm_glue *g, char *err, int errlen)
     uint32_t eax, ebx, ecx, edx;
     p_cpu_x86_cpuid(g->env, 1, 0, &eax, &ebx, &ecx, &edx);
     if (off_features < 0) /* the layout is the same for every engine: found once */
-        off_features = find_u64(g->env, ENV_SCAN, edx);
+        off_features = find_u64(g->env, env_scan, edx);
     if (off_features < 0 || *env_u64(g, off_features) != edx ||
         ((*env_u64(g, off_features + 8) ^ ecx) & ~(uint64_t)CPUID_1_ECX_OSXSAVE) != 0) {
         off_features = -1;

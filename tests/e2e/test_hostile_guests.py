@@ -111,3 +111,20 @@ def test_timeout_must_be_a_positive_finite_number(tmp_path, value):
     done = vmm("--bios", rom(tmp_path, LOOP), f"--timeout={value}")
     assert done.returncode == 2
     assert done.stderr == f"vmm: --timeout: {value!r} is not a number of seconds above zero\n"
+
+
+def test_a_state_loaded_after_a_triple_fault_runs_and_faults_afresh(tmp_path):
+    """Loading a CPU state leaves no exception in flight: before, the #DF left over from
+    the first triple fault sent the second one unnoticed and the guest ran on."""
+    from vmm.config import MachineConfig, SerialConfig
+    from vmm.machine import Machine
+
+    machine = Machine(MachineConfig(memory_mb=16, serial=SerialConfig("none"), bios=rom(tmp_path, TRIPLE_FAULT)))
+    at_reset = machine.cpu.get_state()
+    first = machine.run(max_instructions=1000)
+    machine.cpu.set_state(at_reset)
+    before = machine.cpu.instructions
+    second = machine.run(max_instructions=1000)
+    assert (first.reason, second.reason) == ("triple-fault", "triple-fault")
+    assert machine.cpu.instructions - before == 3
+    assert [vector for vector, *_ in second.fault_chain] == [3, 13, 8]

@@ -395,10 +395,8 @@ class UnicornCpu(UnicornState):
         return f"{exc} at pc {pc:#x}"
 
     def reset(self) -> None:
-        lib.vmm_reset_exception_state(self._g)
         self.set_state(X86State())
         self._g.insns = 0
-        self._g.fault_count = 0
         lib.vmm_flush_icount(self._g)
 
     def invalidate_code(self, addr: int, length: int) -> None:

@@ -79,6 +79,10 @@ class UnicornState:
 
     def set_state(self, state: X86State) -> None:
         uc, g = self._uc, self._g
+        # A loaded state is between instructions: no exception is in flight (left at #DF
+        # after a triple fault, the next fault escalated, or a fault went unreported).
+        lib.vmm_reset_exception_state(g)
+        g.fault_count = 0
         for name, reg in zip(GPR_NAMES, _GPR_IDS, strict=True):
             uc.reg_write(reg, state.gprs[name])
         # Control registers first: QEMU recomputes its mode flags from them.

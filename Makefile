@@ -127,6 +127,7 @@ bench: all test-images linux-guest
 
 lint: setup
 	$(BIN)/ruff check vmm tests bench
+	$(BIN)/ruff format --check vmm tests bench
 
 clean:
 	rm -rf build vmm/*.so vmm/_uc_glue.c vmm/_kvm_ffi.c

@@ -113,8 +113,10 @@ def vmm_run(path: str) -> tuple[float, int, Machine]:
 
 
 def main() -> None:
-    for label, body in [("register loop (5-instruction blocks)", LOOP.format(n=30_000_000)),
-                        ("memory read-modify-write loop", MEMORY.format(n=300))]:
+    for label, body in [
+        ("register loop (5-instruction blocks)", LOOP.format(n=30_000_000)),
+        ("memory read-modify-write loop", MEMORY.format(n=300)),
+    ]:
         rom = assemble_rom(body)
         path = _write_rom(body, "/tmp/vmm-bench-loop.bin")
         # Best of three, interleaved, so that load from other processes hits both alike.

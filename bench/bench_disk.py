@@ -70,11 +70,13 @@ def measure(directory: str) -> list[tuple[str, float, float]]:
     raw_path, vmdk_path = os.path.join(directory, "bench.raw"), os.path.join(directory, "bench.vmdk")
     rows = []
     # Random writes first, on fresh disks: for the VMDK they allocate grains (the expensive case).
-    for label, work, fresh in (("random write (allocating)", _random_write, True),
-                               ("sequential write", _seq_write, False),
-                               ("random write (allocated)", _random_write, False),
-                               ("sequential read", _seq_read, False),
-                               ("random read", _random_read, False)):
+    for label, work, fresh in (
+        ("random write (allocating)", _random_write, True),
+        ("sequential write", _seq_write, False),
+        ("random write (allocated)", _random_write, False),
+        ("sequential read", _seq_read, False),
+        ("random read", _random_read, False),
+    ):
         if fresh:
             for p in (raw_path, vmdk_path):
                 if os.path.exists(p):

@@ -13,7 +13,7 @@ from vmm.memory import GuestMemory
 
 IO_LOOP_ITERATIONS = 20_000
 # F000:0000: mov cx, N; 1: out 0x80, al; dec cx; jnz 1b; hlt — reset vector jumps there.
-_IO_LOOP = bytes.fromhex("b9") + IO_LOOP_ITERATIONS.to_bytes(2, "little") + bytes.fromhex("e680" "49" "75fb" "f4")
+_IO_LOOP = bytes.fromhex("b9") + IO_LOOP_ITERATIONS.to_bytes(2, "little") + bytes.fromhex("e6804975fbf4")
 
 
 class _CountingPlatform:

@@ -43,7 +43,8 @@ EXIT = """
 
 # Sieve of Eratosthenes over the 64 KiB segment at 0x10000, {rounds} times: the inner
 # loop is one byte store in three instructions.
-SIEVE = """
+SIEVE = (
+    """
     mov ax, 0x1000
     mov ds, ax
     mov ebp, {rounds}
@@ -68,10 +69,13 @@ SIEVE = """
     jb 5b
     dec ebp
     jnz 3b
-""" + EXIT
+"""
+    + EXIT
+)
 
 # CRC32 of the ROM's own 64 KiB, {rounds} times: a byte load and a table load a byte.
-CRC = """
+CRC = (
+    """
     mov ax, 0x1000
     mov ds, ax
     xor cx, cx
@@ -102,9 +106,12 @@ CRC = """
     loop 5b
     dec ebp
     jnz 4b
-""" + EXIT
+"""
+    + EXIT
+)
 
-REGISTER_LOOP = """
+REGISTER_LOOP = (
+    """
     mov ecx, {n}
     xor eax, eax
 1:  add eax, ecx
@@ -112,7 +119,9 @@ REGISTER_LOOP = """
     rol eax, 3
     dec ecx
     jnz 1b
-""" + EXIT
+"""
+    + EXIT
+)
 
 
 def _cpu_seconds(work: Callable[[], object]) -> float:

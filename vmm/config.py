@@ -117,9 +117,7 @@ class MachineConfig:
 
     def validate(self) -> MachineConfig:
         if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
-            raise ConfigError(
-                f"memory size {self.memory_mb} MB is out of range ({MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB)"
-            )
+            raise ConfigError(f"memory size {self.memory_mb} MB is out of range ({MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB)")
         if self.accel not in ("unicorn", "kvm", "auto"):
             raise ConfigError(f"unknown accelerator {self.accel!r} (choose unicorn, kvm or auto)")
         if self.irqchip not in ("user", "kernel"):
@@ -165,7 +163,7 @@ def rtc_start_time(config: MachineConfig) -> dt.datetime | None:
     try:
         when = dt.datetime.fromisoformat(base.strip())
     except ValueError:
-        raise ConfigError(f"rtc base {base!r} is neither \"host\" nor an ISO date (e.g. 2026-01-01T00:00:00)") from None
+        raise ConfigError(f'rtc base {base!r} is neither "host" nor an ISO date (e.g. 2026-01-01T00:00:00)') from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     if not 1970 <= when.astimezone(dt.UTC).year <= 2099:

@@ -51,10 +51,19 @@ class FileScope:
     kind: str = "folder"  # how messages name the folder: "bundle folder", "disk's folder"
 
     @classmethod
-    def of(cls, folder: str | os.PathLike[str], allowed: Iterable[str | os.PathLike[str]] = (),
-           follow_symlinks: bool = False, kind: str = "folder") -> FileScope:
-        return cls(os.path.abspath(os.fspath(folder)), tuple(os.path.abspath(os.fspath(p)) for p in allowed),
-                   follow_symlinks, kind)
+    def of(
+        cls,
+        folder: str | os.PathLike[str],
+        allowed: Iterable[str | os.PathLike[str]] = (),
+        follow_symlinks: bool = False,
+        kind: str = "folder",
+    ) -> FileScope:
+        return cls(
+            os.path.abspath(os.fspath(folder)),
+            tuple(os.path.abspath(os.fspath(p)) for p in allowed),
+            follow_symlinks,
+            kind,
+        )
 
     def within(self, folder: str | os.PathLike[str], kind: str = "disk's folder") -> FileScope:
         """The same rules around another folder (a disk's own folder)."""
@@ -78,14 +87,16 @@ class FileScope:
         if not _under(lexical, self.folder) and not _under(lexical, folder_real):
             raise ScopeRefusal(f"{shown} is outside the {self.kind} {printable(self.folder)} ({ALLOW_HINT})")
         if not _under(real, folder_real):
-            raise ScopeRefusal(f"{shown} leads to {printable(real)}, outside the {self.kind} "
-                               f"{printable(self.folder)} ({ALLOW_HINT})")
+            raise ScopeRefusal(
+                f"{shown} leads to {printable(real)}, outside the {self.kind} {printable(self.folder)} ({ALLOW_HINT})"
+            )
         if not self.follow_symlinks:
             base = self.folder if _under(lexical, self.folder) else folder_real
             expected = os.path.normpath(os.path.join(folder_real, os.path.relpath(lexical, base)))
             if real != expected:
-                raise ScopeRefusal(f"{shown} is a symbolic link (or lies behind one) to "
-                                   f"{printable(real)}: refused ({SYMLINK_HINT})")
+                raise ScopeRefusal(
+                    f"{shown} is a symbolic link (or lies behind one) to {printable(real)}: refused ({SYMLINK_HINT})"
+                )
 
     def open(self, path: str | os.PathLike[str], flags: int, mode: int = 0o666) -> int:
         """``os.open`` under the rule: checked before, opened without following, checked after."""
@@ -104,6 +115,8 @@ class FileScope:
         lexical = os.path.normpath(os.path.abspath(os.fspath(path)))
         if not self._user_named(lexical, opened) and not _under(opened, _real(self.folder)):
             os.close(fd)
-            raise ScopeRefusal(f"{printable(path)} leads to {printable(opened)}, outside the {self.kind} "
-                               f"{printable(self.folder)} ({ALLOW_HINT})")
+            raise ScopeRefusal(
+                f"{printable(path)} leads to {printable(opened)}, outside the {self.kind} "
+                f"{printable(self.folder)} ({ALLOW_HINT})"
+            )
         return fd

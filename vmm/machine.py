@@ -109,8 +109,11 @@ class Machine(MachineApi):
         for disk in self.config.disks:
             if not disk.path.exists():
                 raise ImageError(f"{disk.path}: disk image not found ({disk.slot})")
-            disks[disk.slot] = open_disk(disk.path, read_only=disk.read_only or self.config.scratch_disks,
-                                         scope=self.config.file_scope(disk.path.parent))
+            disks[disk.slot] = open_disk(
+                disk.path,
+                read_only=disk.read_only or self.config.scratch_disks,
+                scope=self.config.file_scope(disk.path.parent),
+            )
             if self.config.scratch_disks:
                 from vmm.disk.scratch import ScratchDisk
 
@@ -155,8 +158,9 @@ class Machine(MachineApi):
         self.fdc = Fdc82077(irq[6], self.dma, self.floppy_media)
         self.vga = Vga(self.memory)
         self.mmio.register(GRAPHICS_BASE, GRAPHICS_WINDOW, self.vga)
-        self.ata = AtaController(irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"),
-                                 on_io_error=self._on_disk_io_error)
+        self.ata = AtaController(
+            irq[14], master=self.disks.get("ide0:0"), slave=self.disks.get("ide0:1"), on_io_error=self._on_disk_io_error
+        )
         self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)
         self.exit_port = ExitPort(self._on_exit_port)

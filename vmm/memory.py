@@ -28,8 +28,9 @@ class GuestMemory:
             self.mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except (OSError, OverflowError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise GuestError(f"cannot set up {size >> 20} MiB of guest RAM on this host: {reason} "
-                             "(use a smaller --mem or memsize)") from None
+            raise GuestError(
+                f"cannot set up {size >> 20} MiB of guest RAM on this host: {reason} (use a smaller --mem or memsize)"
+            ) from None
         self.view = memoryview(self.mmap)
         # Callbacks told about host-side writes (the CPU backend drops translated code).
         self._write_listeners: list = []
@@ -46,9 +47,7 @@ class GuestMemory:
 
     def check(self, addr: int, length: int) -> None:
         if not self.contains(addr, length):
-            raise GuestMemoryError(
-                f"guest physical range {addr:#x}+{length:#x} is outside RAM (size {self.size:#x})"
-            )
+            raise GuestMemoryError(f"guest physical range {addr:#x}+{length:#x} is outside RAM (size {self.size:#x})")
 
     def read(self, addr: int, length: int) -> bytes:
         self.check(addr, length)

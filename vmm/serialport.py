@@ -34,8 +34,11 @@ class SerialEndpoint:
         """Say once that COM1 output cannot be written, and drop it from then on (the guest runs on)."""
         if not self.lost:
             self.lost = True
-            print(f"vmm: {where}: cannot write COM1 output: {exc.strerror or exc}; output discarded from here",
-                  file=sys.stderr, flush=True)
+            print(
+                f"vmm: {where}: cannot write COM1 output: {exc.strerror or exc}; output discarded from here",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def attach(self, machine) -> None:
         self.machine = machine

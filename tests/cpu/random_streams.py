@@ -47,8 +47,14 @@ def fresh_state(machine: Machine, mode: str) -> X86State:
     state.rflags = 0x2
     if mode == "real":
         state.rip = 0
-        for name, selector in (("cs", CODE >> 4), ("ds", 0x3000), ("es", 0x4000), ("ss", 0x8000),
-                               ("fs", 0x5000), ("gs", 0x6000)):
+        for name, selector in (
+            ("cs", CODE >> 4),
+            ("ds", 0x3000),
+            ("es", 0x4000),
+            ("ss", 0x8000),
+            ("fs", 0x5000),
+            ("gs", 0x6000),
+        ):
             state.segments[name] = Segment(selector, selector << 4, 0xFFFF, 0x93 if name != "cs" else 0x9B)
         state.gprs["rsp"] = 0xFFF0
         state.cr0 = CR0_ET

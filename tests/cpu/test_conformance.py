@@ -20,8 +20,7 @@ PASS_STATUS = 33  # the ROMs write 0x10 to the exit port: (0x10 << 1) | 1
 
 EXPECTED = {
     "realmode": (
-        "real: int 0x42 through the IVT returned ax=1235 flags(IF,CF)=0001\n"
-        "real: IRQ0 woke hlt, ticks=0003\n"
+        "real: int 0x42 through the IVT returned ax=1235 flags(IF,CF)=0001\nreal: IRQ0 woke hlt, ticks=0003\n"
     ),
     "protected": (
         # int 0x80 from CPL 3 lands on TSS.SS0:ESP0 (0x9000 less the five pushed dwords)
@@ -114,7 +113,8 @@ def test_cli_names_a_software_interrupt_in_the_fault_chain(tmp_path):
     """INT 10h with an empty IVT: the chain starts with the INT instruction, not with
     the exception that shares its vector (#MF)."""
     rom = tmp_path / "int10.bin"
-    rom.write_bytes(assemble_rom("""
+    rom.write_bytes(
+        assemble_rom("""
         xor ax, ax
         mov ss, ax
         mov sp, 0x7000
@@ -124,7 +124,8 @@ def test_cli_names_a_software_interrupt_in_the_fault_chain(tmp_path):
     empty_ivt:
         .word 0
         .long 0
-    """))
+    """)
+    )
     proc = subprocess.run([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--serial", "none"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 3, proc.stderr

@@ -22,8 +22,13 @@ CLEAN_ENDS = {"limit", "halted", "triple-fault", "exit-port", "error", "stopped"
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["real", "protected", "long"])
 def test_random_streams_run_a_million_instructions_without_a_host_exception(mode):
-    done = subprocess.run([sys.executable, "-m", "tests.cpu.random_streams", mode, str(INSTRUCTIONS), "23"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cpu.random_streams", mode, str(INSTRUCTIONS), "23"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, f"the process ended with {done.returncode}: {done.stderr[-2000:]}"
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["instructions"] >= INSTRUCTIONS

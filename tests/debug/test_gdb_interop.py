@@ -36,6 +36,6 @@ def test_gdb_breaks_at_the_boot_sector_and_steps(tmp_path):
     assert "Breakpoint 1, 0x00007c00 in ?? ()" in out, out + result.stderr
     eips = [line.split()[1] for line in out.splitlines() if line.startswith("eip")]
     assert eips[0] == "0x7c00"
-    assert int(eips[1], 16) > 0x7c00
+    assert int(eips[1], 16) > 0x7C00
     assert "=> 0x7c01" in out or f"=> {eips[1]}" in out
     assert "stage bootloader" in out

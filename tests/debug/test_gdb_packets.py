@@ -61,10 +61,27 @@ def talk(stub, theirs, *packets: bytes) -> bytes:
         out += chunk
 
 
-MALFORMED = [b"pzz", b"p", b"mzz,10", b"m1000", b"M7c00,2:abc", b"M7c00,1:zz", b"Z0,zz,1", b"Z0", b"Z2,7c00",
-             b"Z2,7c00,0", b"z1", b"qXfer:features:read:target.xml:zz", b"qXfer:features:read:target.xml:",
-             b"qXfer:features:read:other.xml:0,10", b"qRcmd,zz", b"qRcmd,ff", b"m" + b"f" * 40 + b",1",
-             b"pffffffffffffffffffff", b"M0,ffffffffffffffffff:00"]
+MALFORMED = [
+    b"pzz",
+    b"p",
+    b"mzz,10",
+    b"m1000",
+    b"M7c00,2:abc",
+    b"M7c00,1:zz",
+    b"Z0,zz,1",
+    b"Z0",
+    b"Z2,7c00",
+    b"Z2,7c00,0",
+    b"z1",
+    b"qXfer:features:read:target.xml:zz",
+    b"qXfer:features:read:target.xml:",
+    b"qXfer:features:read:other.xml:0,10",
+    b"qRcmd,zz",
+    b"qRcmd,ff",
+    b"m" + b"f" * 40 + b",1",
+    b"pffffffffffffffffffff",
+    b"M0,ffffffffffffffffff:00",
+]
 
 
 @pytest.mark.parametrize("body", MALFORMED, ids=[b.decode() for b in MALFORMED])
@@ -88,8 +105,7 @@ def test_escapes_and_run_length_encoding_are_undone(stub):
     gdb_stub, theirs = stub
     # M7c00,4:00000000 with the zeros run-length encoded ("0* " = '0' and 3 more), and
     # an escaped '}' inside a qRcmd that is not hex.
-    out = talk(gdb_stub, theirs, raw_frame(b"M7c00,4:0* 0000"), raw_frame(b"m7c00,4"),
-               raw_frame(b"qRcmd,}]"))
+    out = talk(gdb_stub, theirs, raw_frame(b"M7c00,4:0* 0000"), raw_frame(b"m7c00,4"), raw_frame(b"qRcmd,}]"))
     assert replies(out) == [b"OK", b"00000000", b"E22"]
 
 
@@ -116,7 +132,7 @@ def test_a_16_mib_packet_in_small_pieces_is_read_whole():
     data = raw_frame(body)
     events = []
     for start in range(0, len(data), 4096):
-        reader.feed(data[start:start + 4096])
+        reader.feed(data[start : start + 4096])
         events += list(reader.events())
     assert len(events) == 1 and len(events[0]) == len(body)
 

@@ -25,8 +25,11 @@ def test_the_demo_disk_runs_the_same_in_any_slices():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # the check runs without a console
     last = proc.stderr.splitlines()[-1]
-    assert re.fullmatch(r"vmm: deterministic: \d+ slices ran the same [\d,]+ instructions: [\d,]+ port events, "
-                        r"205 serial bytes, final pc 0x7c29 and RAM \(sha256 [0-9a-f]{16}\) identical", last), last
+    assert re.fullmatch(
+        r"vmm: deterministic: \d+ slices ran the same [\d,]+ instructions: [\d,]+ port events, "
+        r"205 serial bytes, final pc 0x7c29 and RAM \(sha256 [0-9a-f]{16}\) identical",
+        last,
+    ), last
 
 
 def test_the_toy_os_runs_the_same_in_any_slices():
@@ -48,7 +51,8 @@ def test_a_timer_that_waits_for_the_slice_to_end_is_caught(tmp_path, monkeypatch
     assert not verdict.same
     # The first tick's EOI (OUT 0x20) is where the two runs part: the run in one slice
     # has not taken that tick yet (or takes it later) when the other does.
-    assert verdict.divergence.startswith("port event #") or verdict.divergence.startswith("only the run in "), \
+    assert verdict.divergence.startswith("port event #") or verdict.divergence.startswith("only the run in "), (
         verdict.divergence
+    )
     assert re.search(r"in random slices:? .*out port 0x20 size 1 value 0x20 at instruction [\d,]+ \(pc 0xf[0-9a-f]+\)",
                      verdict.divergence), verdict.divergence  # fmt: skip

@@ -86,7 +86,9 @@ def test_realtime_clock_still_boots_the_demo():
 
 def test_log_unclaimed_names_what_the_guest_probed(tmp_path):
     rom = tmp_path / "probe.bin"
-    rom.write_bytes(assemble_rom("""
+    rom.write_bytes(
+        assemble_rom(
+            """
         in al, 0x2F0                   # nothing at this port: reads 0xFF
         mov dx, 0x3F8
         out dx, al
@@ -100,7 +102,9 @@ def test_log_unclaimed_names_what_the_guest_probed(tmp_path):
         mov al, 0x10
         out 0xF4, al
         hlt
-    """.replace("in al, 0x2F0", "mov dx, 0x2F0\n        in al, dx")))
+    """.replace("in al, 0x2F0", "mov dx, 0x2F0\n        in al, dx")
+        )
+    )
     proc = subprocess.run([sys.executable, "-m", "vmm", "run", "--bios", str(rom), "--log-unclaimed"],
                           capture_output=True, timeout=60)  # fmt: skip
     assert proc.returncode == 33

@@ -64,8 +64,9 @@ def test_an_empty_module_is_loaded_as_an_empty_module(tmp_path):
 
 def test_aout_kludge_kernel_with_nothing_to_load_runs_without_a_traceback(tmp_path):
     magic, flags = 0x1BADB002, 1 << 16
-    header = struct.pack("<8I", magic, flags, -(magic + flags) & 0xFFFFFFFF,
-                         0x100000, 0x100000, 0x100000, 0, 0x100020)  # load_end_addr == load_addr
+    header = struct.pack(
+        "<8I", magic, flags, -(magic + flags) & 0xFFFFFFFF, 0x100000, 0x100000, 0x100000, 0, 0x100020
+    )  # load_end_addr == load_addr
     kernel = tmp_path / "aout.bin"
     kernel.write_bytes(header.ljust(4096, b"\xf4"))
     done = vmm("run", "--kernel", str(kernel), "--serial", "none", "--max-insns", "100000")
@@ -89,12 +90,15 @@ def test_guest_ram_the_host_cannot_map_is_one_line(monkeypatch):
     monkeypatch.setattr(mmap, "mmap", refuse)
     with pytest.raises(VmmError) as info:
         GuestMemory(3072 << 20)
-    assert str(info.value) == ("cannot set up 3072 MiB of guest RAM on this host: Cannot allocate memory "
-                               "(use a smaller --mem or memsize)")
+    assert str(info.value) == (
+        "cannot set up 3072 MiB of guest RAM on this host: Cannot allocate memory (use a smaller --mem or memsize)"
+    )
 
 
-@pytest.mark.parametrize("encoding", ["zlib", "base64", "hex", "rot13", "bz2", "utf-16", "punycode", "utf-7",
-                                      "unicode_escape", "raw_unicode_escape"])
+@pytest.mark.parametrize(
+    "encoding",
+    ["zlib", "base64", "hex", "rot13", "bz2", "utf-16", "punycode", "utf-7", "unicode_escape", "raw_unicode_escape"],
+)
 def test_vmx_encodings_vmware_does_not_write_are_refused(encoding):
     with pytest.raises(VmmError) as info:
         VmxFile.parse(f'.encoding = "{encoding}"\nmemsize = "64"\n'.encode(), "vm.vmx")

@@ -18,7 +18,8 @@ empty_idt:
 
 # #UD (through ud2 or int 6) handled by an IVT entry, then a triple fault: an empty IDT
 # turns int3 into #GP, #DF, shutdown.
-UD_THEN_TRIPLE_FAULT = """
+UD_THEN_TRIPLE_FAULT = (
+    """
     xor ax, ax
     mov ds, ax
     mov ss, ax
@@ -38,12 +39,17 @@ ud_handler:
     add word ptr [bp+2], {skip}
     pop bp
     iret
-""" + EMPTY_IDT
+"""
+    + EMPTY_IDT
+)
 
-TRIPLE_FAULT = """
+TRIPLE_FAULT = (
+    """
     lidt cs:[empty_idt]
     int3
-""" + EMPTY_IDT
+"""
+    + EMPTY_IDT
+)
 
 TWO_EXITS = """
     mov al, 0
@@ -65,19 +71,23 @@ def rom(tmp_path, body: str) -> str:
 
 
 def vmm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmm", "run", "--serial", "none", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vmm", "run", "--serial", "none", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(("raise_ud", "skip"), [("ud2", 2), ("int 6", 0)])
 def test_triple_fault_after_a_handled_ud_is_still_caught(tmp_path, raise_ud, skip):
-    done = vmm("--bios", rom(tmp_path, UD_THEN_TRIPLE_FAULT.format(raise_ud=raise_ud, skip=skip)),
-               "--max-insns", "1000000")
+    done = vmm(
+        "--bios", rom(tmp_path, UD_THEN_TRIPLE_FAULT.format(raise_ud=raise_ud, skip=skip)), "--max-insns", "1000000"
+    )
     assert done.returncode == 3, done.stderr
     chain = done.stderr.splitlines()[1:]
     assert len(chain) == 3 and "#BP breakpoint" in chain[0], done.stderr
-    assert chain[1:] == ["vmm:   #GP general protection error 0x1a at pc 0xf0020",
-                         "vmm:   #DF double fault error 0x0 at pc 0xf0020"]
+    assert chain[1:] == [
+        "vmm:   #GP general protection error 0x1a at pc 0xf0020",
+        "vmm:   #DF double fault error 0x0 at pc 0xf0020",
+    ]
 
 
 def test_two_exit_port_writes_in_one_block_the_first_wins(tmp_path):
@@ -98,8 +108,13 @@ def test_max_insns_stops_a_guest_that_triple_faults_in_a_loop(tmp_path):
     assert done.stderr.splitlines()[-1] == "vmm: stopped after 3,000 instructions"
 
 
-@pytest.mark.parametrize(("flag", "value", "line"), [("--max-insns", "200000", "stopped after 200,000 instructions"),
-                                                     ("--timeout", "0.5", "stopped after 0.5 s of wall time")])
+@pytest.mark.parametrize(
+    ("flag", "value", "line"),
+    [
+        ("--max-insns", "200000", "stopped after 200,000 instructions"),
+        ("--timeout", "0.5", "stopped after 0.5 s of wall time"),
+    ],
+)
 def test_gdb_without_a_debugger_honours_the_limits(tmp_path, flag, value, line):
     done = vmm("--bios", rom(tmp_path, LOOP), "--gdb", "127.0.0.1:0", flag, value)
     assert done.returncode == 124, done.stderr

@@ -37,29 +37,34 @@ TIMESTAMP = re.compile(r"^\[ *\d+\.\d+\] ")
 # comparison; every other line up to init must be the same, in the same order.
 DIFFERENT_FOR_A_REASON = {
     "CPU model: vmm's Unicorn core is a Haswell-like Intel CPU, QEMU's qemu64 an AMD-like one "
-    "(features, errata, mitigations, PAT, MTRRs, PMU, TLB sizes, idle routine, FPU state format)":
+    "(features, errata, mitigations, PAT, MTRRs, PMU, TLB sizes, idle routine, FPU state format)": (
         r"Disabled fast string operations|Disabled$|x86/PAT: |CPU MTRRs all blank|Last level [di]TLB entries"
         r"|Speculative Store Bypass|MDS: |MMIO Stale Data|SRBDS: |active return thunk|ITS: |x86/fpu: "
         r"|Freeing SMP alternatives memory|Performance Events|no APIC, boot with|no hardware sampling"
         r"|PMU not available|signal: max sigframe size|process: using AMD E400|intel_pstate: "
-        r"|Kernel/User page tables isolation|x86/mm: Checking user space page tables|AGP: ",
+        r"|Kernel/User page tables isolation|x86/mm: Checking user space page tables|AGP: "
+    ),
     "firmware tables: SeaBIOS builds SMBIOS, an MP table (2 CPUs, 1 hot-pluggable) and reserves the "
-    "HyperTransport hole in E820; vmm's direct boot has no BIOS tables":
+    "HyperTransport hole in E820; vmm's direct boot has no BIOS tables": (
         r"BIOS-e820: \[mem 0x000000fd00000000|SMBIOS |DMI|found SMP MP-table|Intel MultiProcessor"
         r"|MPTABLE: |IOAPIC\[0\]|BIOS bug, MP table|\.\.\. disabling SMP|smpboot: |setup_percpu: |percpu: "
-        r"|SLUB: |rcu: .*nr_cpu_ids|NR_IRQS: |cblist_init_generic: ",
+        r"|SLUB: |rcu: .*nr_cpu_ids|NR_IRQS: |cblist_init_generic: "
+    ),
     "clocks: the TSC rate each machine measures against the PIT, the BogoMIPS derived from it, "
     "whether the kernel trusts the TSC (QEMU's, with a second possible CPU, finds the TSCs "
     "unsynchronized; vmm's keeps it stable), and the real-time clock (QEMU: the host's date; "
-    "vmm: its fixed virtual epoch)":
+    "vmm: its fixed virtual epoch)": (
         r"tsc: |clocksource: |Calibrating delay loop|Total of 1 processors activated|rtc_cmos rtc_cmos: setting"
         r"|audit: type=2000|sched_clock: Marking stable|Unstable clock detected, switching default tracing clock"
-        r"|If you want to keep using the local clock|  \"trace_clock=local\"$|on the kernel command line$",
-    "memory: the BIOS tables above and the per-CPU areas of a second CPU take a few KiB":
-        r"Memory: \d+K/\d+K available",
-    "printed by other kernel threads, at a time that depends on each machine's timing":
+        r"|If you want to keep using the local clock|  \"trace_clock=local\"$|on the kernel command line$"
+    ),
+    "memory: the BIOS tables above and the per-CPU areas of a second CPU take a few KiB": (
+        r"Memory: \d+K/\d+K available"
+    ),
+    "printed by other kernel threads, at a time that depends on each machine's timing": (
         r"random: crng init done|Freeing initrd memory|Trying to unpack rootfs|input: AT Translated Set 2 keyboard"
-        r"|serio: i8042 AUX port|x86/mm: Checked W\+X mappings",
+        r"|serio: i8042 AUX port|x86/mm: Checked W\+X mappings"
+    ),
 }
 DIFFERENT = re.compile("|".join(f"(?:{pattern})" for pattern in DIFFERENT_FOR_A_REASON.values()))
 

@@ -21,8 +21,9 @@ def rom(tmp_path) -> str:
 
 
 def vmm(*args: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmm", *args], stdout=stdout, stderr=subprocess.PIPE, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vmm", *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this host")
@@ -30,21 +31,28 @@ def test_serial_to_a_full_stdout_is_said_once_and_the_guest_runs_on(rom):
     with open("/dev/full", "w") as full:
         done = vmm("run", "--bios", rom, stdout=full)
     assert done.returncode == 33
-    assert done.stderr == ("vmm: stdout: cannot write COM1 output: No space left on device; "
-                           "output discarded from here\n")
+    assert done.stderr == (
+        "vmm: stdout: cannot write COM1 output: No space left on device; output discarded from here\n"
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this host")
 def test_serial_file_on_a_full_device_is_said_once_and_the_guest_runs_on(rom):
     done = vmm("run", "--bios", rom, "--serial", "file:/dev/full")
     assert done.returncode == 33
-    assert done.stderr == ("vmm: /dev/full: cannot write COM1 output: No space left on device; "
-                           "output discarded from here\n")
+    assert done.stderr == (
+        "vmm: /dev/full: cannot write COM1 output: No space left on device; output discarded from here\n"
+    )
 
 
-@pytest.mark.parametrize("argv", [["screenshot", "--out", "{missing}/screen.png"],
-                                  ["trace", "--until", "0x1234", "--out", "{missing}/trace.txt"],
-                                  ["run", "--serial", "none", "--screenshot", "{missing}/screen.png"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["screenshot", "--out", "{missing}/screen.png"],
+        ["trace", "--until", "0x1234", "--out", "{missing}/trace.txt"],
+        ["run", "--serial", "none", "--screenshot", "{missing}/screen.png"],
+    ],
+)
 def test_output_into_a_missing_folder_is_refused_before_the_run(rom, tmp_path, argv):
     missing = tmp_path / "no" / "such"
     done = vmm(*[a.format(missing=missing) for a in argv], "--bios", rom)

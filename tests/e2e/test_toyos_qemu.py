@@ -25,7 +25,7 @@ MULTIBOOT_ELF = ROOT / "guests" / "build" / "multiboot.elf"
 MULTIBOOT_MODULE = ROOT / "guests" / "multiboot" / "module.txt"
 EXPECTED = Path(__file__).resolve().parent / "expected"
 PROMPT = "toyos$ "
-TIMEOUT = 60.0          # generous: QEMU's TCG on a loaded CI machine
+TIMEOUT = 60.0  # generous: QEMU's TCG on a loaded CI machine
 # The clock service is the one timing-dependent writer; its lines may land anywhere.
 CLOCK_LINE = re.compile(r"clock: uptime \d+ s\n")
 # init reports services it starts as they start: where a timer tick lands decides whether
@@ -33,20 +33,33 @@ CLOCK_LINE = re.compile(r"clock: uptime \d+ s\n")
 # on an I/O thread, so that varies from run to run; commands do not count on them.
 INIT_LINE = re.compile(r"^init: started \w+ \(pid \d+\)\n", re.M)
 
-QEMU_PC = ["-M", "pc", "-m", "64", "-display", "none", "-serial", "stdio", "-no-reboot",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", *QEMU_DETERMINISTIC]
+QEMU_PC = [
+    "-M",
+    "pc",
+    "-m",
+    "64",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-no-reboot",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    *QEMU_DETERMINISTIC,
+]
 
 
 class SerialConsole:
     """QEMU with its serial port on stdin/stdout; a reader thread collects the output."""
 
     def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         self._output = bytearray()
         self._changed = threading.Condition()
-        self._mark = 0          # expect() searches from here
-        self.boot_log = ""      # everything up to the first shell prompt
+        self._mark = 0  # expect() searches from here
+        self.boot_log = ""  # everything up to the first shell prompt
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -75,7 +88,7 @@ class SerialConsole:
                     raise AssertionError(f"no {wanted!r} within {timeout} s; serial output:\n{self.text}")
                 self._changed.wait(min(left, 0.5))
             start, self._mark = self._mark, at + len(needle)
-            return self._output[start:self._mark].decode(errors="replace").replace("\r\n", "\n")
+            return self._output[start : self._mark].decode(errors="replace").replace("\r\n", "\n")
 
     def command(self, line: str) -> str:
         """Type a shell command; return what it printed before the next prompt."""
@@ -85,7 +98,7 @@ class SerialConsole:
         out = INIT_LINE.sub("", CLOCK_LINE.sub("", self.expect(PROMPT)))
         echoed = line + "\n"
         assert out.startswith(echoed), f"the console did not echo {line!r}: {out!r}"
-        return out[len(echoed):-len(PROMPT)]
+        return out[len(echoed) : -len(PROMPT)]
 
     def wait(self, timeout: float = TIMEOUT) -> int:
         return self.proc.wait(timeout)
@@ -149,8 +162,17 @@ def test_echo(toyos: SerialConsole) -> None:
 
 def test_ls_lists_the_file_system(toyos: SerialConsole) -> None:
     names = [line.split()[-1] for line in toyos.command("ls").splitlines()]
-    assert names == ["/bin/init", "/bin/sh", "/bin/clock", "/bin/echod", "/bin/crash",
-                     "/bin/spin", "/etc/services", "/etc/motd", "/README"]
+    assert names == [
+        "/bin/init",
+        "/bin/sh",
+        "/bin/clock",
+        "/bin/echod",
+        "/bin/crash",
+        "/bin/spin",
+        "/etc/services",
+        "/etc/motd",
+        "/README",
+    ]
 
 
 def test_cat_prints_a_file(toyos: SerialConsole) -> None:
@@ -196,7 +218,7 @@ def test_poweroff_exits_qemu_with_status_1(toyos: SerialConsole) -> None:
     toyos.proc.stdin.write(b"poweroff\n")
     toyos.proc.stdin.flush()
     toyos.expect("kernel: power off\n")
-    assert toyos.wait() == 1        # isa-debug-exit: (0 << 1) | 1
+    assert toyos.wait() == 1  # isa-debug-exit: (0 << 1) | 1
 
 
 def test_reboot_resets_through_the_8042() -> None:
@@ -222,9 +244,21 @@ def test_multiboot_kernel_prints_its_boot_info() -> None:
     # Relative paths: QEMU passes "<kernel path> <append>" as the Multiboot command line
     # and the -initrd argument as the module string, so they are part of the output.
     result = subprocess.run(
-        [qemu, *QEMU_PC, "-kernel", "guests/build/multiboot.elf", "-append", "hello multiboot",
-         "-initrd", "guests/multiboot/module.txt arg1"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
+        [
+            qemu,
+            *QEMU_PC,
+            "-kernel",
+            "guests/build/multiboot.elf",
+            "-append",
+            "hello multiboot",
+            "-initrd",
+            "guests/multiboot/module.txt arg1",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
     expected = (EXPECTED / "multiboot.txt").read_text()
     assert result.stdout.decode().replace("\r\n", "\n") == expected
-    assert result.returncode == 33     # the kernel writes 0x10: (0x10 << 1) | 1
+    assert result.returncode == 33  # the kernel writes 0x10: (0x10 << 1) | 1

@@ -116,8 +116,12 @@ def test_vmm_reads_what_qemu_io_writes_in_place(qemu_img, tmp_path, subformat):
     image = tmp_path / "q.vmdk"
     # Larger than 2 GiB so that qemu's own split types have several extents.
     run("qemu-img", "create", "-q", "-f", "vmdk", "-o", f"subformat={subformat}", str(image), "5G")
-    for offset, length, byte in ((0, 65536, 0x11), (2 * 1024 * MiB - 4096, 8192, 0x22),
-                                 (4 * 1024 * MiB + 512, 1024, 0x33), (5 * 1024 * MiB - 512, 512, 0x44)):
+    for offset, length, byte in (
+        (0, 65536, 0x11),
+        (2 * 1024 * MiB - 4096, 8192, 0x22),
+        (4 * 1024 * MiB + 512, 1024, 0x33),
+        (5 * 1024 * MiB - 512, 512, 0x44),
+    ):
         run(qemu_io, "-f", "vmdk", "-c", f"write -P {byte} {offset} {length}", str(image))
     with open_disk(image, read_only=True) as disk:
         assert disk.read(0, 128) == b"\x11" * 65536

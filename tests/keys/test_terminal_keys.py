@@ -151,7 +151,7 @@ def test_send_keys_in_an_expectation_file(tmp_path: Path) -> None:
         '[[step]]\nsend-keys = ["Right", "Down", "Down", "x"]\n'
         "[[step]]\nexpect = 'key 2D78 at 14,41'\nwithin = \"50M\"\n"
         '[[step]]\nsend-keys = "Escape"\n'
-        "[[step]]\nexit = 1\nwithin = \"50M\"\n"
+        '[[step]]\nexit = 1\nwithin = "50M"\n'
     )
     result = run_spec(load_spec(spec), tmp_path / "out")
     assert result.outcome == "passed", result

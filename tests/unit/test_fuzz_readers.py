@@ -31,9 +31,35 @@ from vmm.memory import GuestMemory
 
 CASES = 10_000
 LONG = 20
-INTERESTING = [b"\0", b"\xff", b"\n", b"\r\n", b"\"", b"=", b"#", b"..", b"/", b"\\", b"|22", b"0x", b"-1",
-               b"4294967295", b"18446744073709551616", b"99999999999999999999", b"1e400", b"nan", b"\x1b[2J",
-               b"\xef\xbb\xbf", b"\x00" * 8, b"\xff" * 8, b"RW ", b"FLAT", b"SPARSE", b"ZERO", b"ffffffff"]
+INTERESTING = [
+    b"\0",
+    b"\xff",
+    b"\n",
+    b"\r\n",
+    b'"',
+    b"=",
+    b"#",
+    b"..",
+    b"/",
+    b"\\",
+    b"|22",
+    b"0x",
+    b"-1",
+    b"4294967295",
+    b"18446744073709551616",
+    b"99999999999999999999",
+    b"1e400",
+    b"nan",
+    b"\x1b[2J",
+    b"\xef\xbb\xbf",
+    b"\x00" * 8,
+    b"\xff" * 8,
+    b"RW ",
+    b"FLAT",
+    b"SPARSE",
+    b"ZERO",
+    b"ffffffff",
+]
 
 
 def mutate(rng: random.Random, seed: bytes, edits: int = 4) -> bytes:
@@ -44,12 +70,12 @@ def mutate(rng: random.Random, seed: bytes, edits: int = 4) -> bytes:
         if choice < 0.3:
             data[at:at] = rng.choice(INTERESTING)
         elif choice < 0.5 and data:
-            del data[at:at + rng.randint(1, 16)]
+            del data[at : at + rng.randint(1, 16)]
         elif choice < 0.8 and data:
             data[min(at, len(data) - 1)] = rng.randrange(256)
         elif data:  # overwrite a little-endian field with an extreme value
             value = rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 31, rng.getrandbits(32)])
-            data[at:at + 4] = struct.pack("<I", value)
+            data[at : at + 4] = struct.pack("<I", value)
     return bytes(data)
 
 
@@ -132,8 +158,9 @@ def test_fuzz_vmdk_files_opened_read_written_and_checked(tmp_path, cases):
         data = bytearray(seed)
         for _ in range(rng.randint(1, 3)):  # metadata lives in the first sectors and the GTs
             at = rng.randrange(min(len(data), 64 * 512))
-            data[at:at + 4] = struct.pack("<I", rng.choice([0, 1, 7, 0xFFFFFFFF, rng.getrandbits(32),
-                                                            rng.randrange(len(seed) // 512 + 64)]))
+            data[at : at + 4] = struct.pack(
+                "<I", rng.choice([0, 1, 7, 0xFFFFFFFF, rng.getrandbits(32), rng.randrange(len(seed) // 512 + 64)])
+            )
         path.write_bytes(bytes(data))
         check_disk(path)
         with VmdkDisk(path) as disk:
@@ -179,8 +206,10 @@ def test_fuzz_readers_do_not_allocate_what_a_header_claims(tmp_path):
     with pytest.raises(VmmError, match="overHead 1152921504606846976 sectors is beyond"):
         VmdkDisk(tmp_path / "s.vmdk")
     (tmp_path / "flat.bin").write_bytes(bytes(1 << 20))
-    (tmp_path / "f.vmdk").write_text('# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n'
-                                     'createType="monolithicFlat"\nRW 2048 FLAT "flat.bin" 18446744073709551000\n')
+    (tmp_path / "f.vmdk").write_text(
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"
+        'createType="monolithicFlat"\nRW 2048 FLAT "flat.bin" 18446744073709551000\n'
+    )
     with pytest.raises(VmmError, match="lies past the largest file offset"):
         VmdkDisk(tmp_path / "f.vmdk")
 
@@ -206,11 +235,11 @@ def test_fuzz_linux_bzimage_setup_header(cases):
     from vmm.boot.linux import parse_setup_header, plan_layout
 
     seed = bzimage_seed()
-    head = seed[:5 * 512]
+    head = seed[: 5 * 512]
     parse_setup_header(seed, "seed")  # the seed itself is a valid header
 
     def case(rng):
-        image = mutate(rng, head, edits=6) + seed[5 * 512:]
+        image = mutate(rng, head, edits=6) + seed[5 * 512 :]
         header = parse_setup_header(image, "fuzz.bzImage")
         plan_layout(header, 64 << 20, rng.choice([0, 1 << 20, 1 << 40]), "fuzz.bzImage")
 

@@ -58,7 +58,7 @@ def show(path: Path | str) -> str:
 
         lines.extend(f"pci: {description}" for _kind, description in planned_devices(machine))
         if machine.machine != "pc" and machine.nics:
-            lines.append("note: the NICs are virtio-net on PCI: they need vmm.machine = \"pc\"")
+            lines.append('note: the NICs are virtio-net on PCI: they need vmm.machine = "pc"')
     else:
         lines.append(f"error: {problem}")
     return "\n".join(lines)

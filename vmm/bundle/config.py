@@ -110,8 +110,9 @@ def resolve_bundle(path: Path | str) -> Path:
     return path
 
 
-def read_bundle(path: Path | str, allowed: Iterable[str | os.PathLike[str]] = (),
-                follow_symlinks: bool = False) -> BundleConfig:
+def read_bundle(
+    path: Path | str, allowed: Iterable[str | os.PathLike[str]] = (), follow_symlinks: bool = False
+) -> BundleConfig:
     """Load and check the bundle at ``path`` (``NAME.vmx`` or its folder).
 
     Files the .vmx names must lie in the bundle folder, with no symlink on the way, unless
@@ -120,8 +121,9 @@ def read_bundle(path: Path | str, allowed: Iterable[str | os.PathLike[str]] = ()
     """
     vmx_path = resolve_bundle(path)
     vmx_path = Path(os.path.abspath(vmx_path))
-    return build_config(VmxFile.load(vmx_path), vmx_path, FileScope.of(vmx_path.parent, allowed, follow_symlinks,
-                                                                                "bundle folder"))
+    return build_config(
+        VmxFile.load(vmx_path), vmx_path, FileScope.of(vmx_path.parent, allowed, follow_symlinks, "bundle folder")
+    )
 
 
 def load_bundle(path: Path | str) -> tuple[MachineConfig, list[str]]:
@@ -216,11 +218,15 @@ class _Reader:
     def build(self) -> BundleConfig:
         if self.boolean("vmm.allowOutsidePaths", False):
             # A bundle cannot widen its own reach: a downloaded .vmx would name any host file.
-            self.notes.append('vmm.allowOutsidePaths = "TRUE" is not honoured: name files outside the bundle '
-                              "folder with --allow-path")
+            self.notes.append(
+                'vmm.allowOutsidePaths = "TRUE" is not honoured: name files outside the bundle folder with --allow-path'
+            )
         self.explain("vmm.allowOutsidePaths", "not honoured: files outside the bundle need --allow-path")
-        machine = MachineConfig(name=self.vmx_path.stem, allowed_paths=[Path(p) for p in self.scope.allowed],
-                                follow_symlinks=self.scope.follow_symlinks)
+        machine = MachineConfig(
+            name=self.vmx_path.stem,
+            allowed_paths=[Path(p) for p in self.scope.allowed],
+            follow_symlinks=self.scope.follow_symlinks,
+        )
         name = self.get("displayName")
         if name:
             machine.name = name

@@ -53,8 +53,9 @@ def _is_ascii_text_encoding(info: codecs.CodecInfo) -> bool:
         return False
     ascii_bytes = bytes(range(0x20, 0x7F)) + b"\t\r\n\\u0041"
     try:
-        return (info.encode(_ASCII_PROBE)[0] == _ASCII_PROBE.encode("ascii")
-                and info.decode(ascii_bytes)[0] == ascii_bytes.decode("ascii"))
+        return info.encode(_ASCII_PROBE)[0] == _ASCII_PROBE.encode("ascii") and info.decode(ascii_bytes)[
+            0
+        ] == ascii_bytes.decode("ascii")
     except (UnicodeError, ValueError, TypeError):
         return False
 
@@ -159,8 +160,10 @@ class VmxFile:
         except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise ConfigError(f"{self.name}:1: unknown .encoding {line.value!r}") from None
         if not _is_ascii_text_encoding(info):
-            raise ConfigError(f"{self.name}:1: .encoding {line.value!r} is not a text encoding VMware writes "
-                              "(use UTF-8, or an ASCII-compatible one such as windows-1252)")
+            raise ConfigError(
+                f"{self.name}:1: .encoding {line.value!r} is not a text encoding VMware writes "
+                "(use UTF-8, or an ASCII-compatible one such as windows-1252)"
+            )
         return info.name
 
     def _parse_line(self, text: str, eol: str, number: int) -> _Line:

@@ -40,10 +40,18 @@ def add_machine_flags(p: argparse.ArgumentParser) -> None:
     from vmm.devices.pci import options as pci_options
 
     pci_options.add_flags(p)
-    p.add_argument("--allow-path", metavar="PATH", action="append", default=[],
-                   help="let a bundle or disk chain use this file or folder outside its own folder (repeatable)")
-    p.add_argument("--follow-symlinks", action="store_true",
-                   help="follow symlinks a bundle or a disk descriptor leads to (refused by default)")
+    p.add_argument(
+        "--allow-path",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="let a bundle or disk chain use this file or folder outside its own folder (repeatable)",
+    )
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symlinks a bundle or a disk descriptor leads to (refused by default)",
+    )
 
 
 def scope_args(args: argparse.Namespace) -> tuple[list[str], bool]:
@@ -214,6 +222,7 @@ def make_machine(config: MachineConfig, serial_out=None):
     from vmm.cpu.select import cpu_factory_for
     from vmm.machine import Machine
 
-    factory = cpu_factory_for(config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr),
-                              irqchip=config.irqchip)
+    factory = cpu_factory_for(
+        config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr), irqchip=config.irqchip
+    )
     return Machine(config, serial_out=serial_out, cpu_factory=factory)

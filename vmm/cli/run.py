@@ -189,8 +189,9 @@ def report_unclaimed(machine) -> None:
     print(f"vmm: unclaimed ports: {unclaimed.port_count} accesses{': ' + listed if listed else ''}",
           file=sys.stderr)  # fmt: skip
     last = ", ".join(f"{kind} {addr:#x}" for addr, kind in unclaimed.memory)
-    print(f"vmm: unclaimed memory: {unclaimed.memory_count} accesses{'; last: ' + last if last else ''}",
-          file=sys.stderr)
+    print(
+        f"vmm: unclaimed memory: {unclaimed.memory_count} accesses{'; last: ' + last if last else ''}", file=sys.stderr
+    )
 
 
 def report(machine, result, stages: bool = False) -> int:

@@ -26,7 +26,7 @@ def bios_version(path: Path = DEFAULT_BIOS) -> str:
     except OSError:
         return f"not built ({path} is missing: run make)"
     banner = BANNER.search(rom)
-    date = rom[len(rom) - 0x10000 + DATE_OFFSET:][:8] if len(rom) >= 0x10000 else b""
+    date = rom[len(rom) - 0x10000 + DATE_OFFSET :][:8] if len(rom) >= 0x10000 else b""
     version = banner[1].decode() if banner else "unknown"
     if re.fullmatch(rb"\d\d/\d\d/\d\d", date):
         version += f" ({date.decode()})"

@@ -202,7 +202,8 @@ class KvmVm:
             elif 0x80000002 <= entry.function <= 0x80000004:
                 part = CPU_BRAND[16 * (entry.function - 0x80000002) :][:16]
                 entry.eax, entry.ebx, entry.ecx, entry.edx = (
-                    int.from_bytes(part[i : i + 4], "little") for i in range(0, 16, 4))
+                    int.from_bytes(part[i : i + 4], "little") for i in range(0, 16, 4)
+                )
             elif entry.function == KVM_CPUID_FEATURES:
                 entry.eax &= KVM_PV_FEATURES_KEPT
         self._check(lib.vmm_ioctl_ptr(self._vcpu, lib.KVM_SET_CPUID2, cpuid), "set the guest CPUID")

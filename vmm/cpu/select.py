@@ -24,8 +24,8 @@ CALIBRATION_RAM = 1 << 20
 
 # F000:0000: `xor ecx, ecx; 1: inc ecx; jmp 1b` (two instructions per iteration); the
 # reset vector at F000:FFF0 jumps there.
-_LOOP = bytes.fromhex("6631c9" "6641" "ebfc")
-_RESET = bytes.fromhex("ea0000" "00f0")
+_LOOP = bytes.fromhex("6631c96641ebfc")
+_RESET = bytes.fromhex("ea000000f0")
 
 
 def calibration_rom() -> bytes:
@@ -127,8 +127,14 @@ def cpu_factory_for(accel: str, report: Callable[[str], None] | None = None, irq
         def make(machine):
             # Writable ROM copies, as on Unicorn: a GDT in ROM without accessed bits would
             # otherwise make the CPU retry its accessed-bit write forever.
-            return KvmCpu(machine.memory, machine.platform, machine.physical_map(), machine.config.clock_mhz,
-                          writable_rom=True, irqchip=irqchip)
+            return KvmCpu(
+                machine.memory,
+                machine.platform,
+                machine.physical_map(),
+                machine.config.clock_mhz,
+                writable_rom=True,
+                irqchip=irqchip,
+            )
 
         return make
     raise BackendUnavailable(f"unknown accelerator {accel!r} (choose unicorn, kvm or auto)")

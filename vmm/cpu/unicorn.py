@@ -66,8 +66,9 @@ class UnicornCpu(UnicornState):
 
     name = "unicorn"
 
-    def __init__(self, memory: GuestMemory, platform: Platform, regions: list[PhysRegion],
-                 clock_mhz: int = 100) -> None:
+    def __init__(
+        self, memory: GuestMemory, platform: Platform, regions: list[PhysRegion], clock_mhz: int = 100
+    ) -> None:
         if unicorn.__version__ != REQUIRED_UNICORN:
             raise CpuError(
                 f"vmm needs unicorn {REQUIRED_UNICORN} (its native glue depends on that version's "

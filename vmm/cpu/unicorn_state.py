@@ -22,9 +22,7 @@ from vmm.errors import CpuError
 try:
     from vmm._uc_glue import ffi, lib
 except ImportError as exc:  # pragma: no cover - a broken install
-    raise CpuError(
-        f"vmm's native Unicorn glue is not built ({exc}); run `make` (or `pip install -e .`)"
-    ) from exc
+    raise CpuError(f"vmm's native Unicorn glue is not built ({exc}); run `make` (or `pip install -e .`)") from exc
 
 _GPR_IDS = [getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES]
 _CR_IDS = {0: x86.UC_X86_REG_CR0, 2: x86.UC_X86_REG_CR2, 3: x86.UC_X86_REG_CR3, 4: x86.UC_X86_REG_CR4,
@@ -33,7 +31,6 @@ _DR_IDS = [x86.UC_X86_REG_DR0, x86.UC_X86_REG_DR1, x86.UC_X86_REG_DR2, x86.UC_X8
            x86.UC_X86_REG_DR6, x86.UC_X86_REG_DR7]  # fmt: skip
 # Segment cache slots in QEMU's CPUX86State, in glue index order.
 SEG_INDEX = {name: i for i, name in enumerate(SEGMENT_NAMES)} | {"ldt": 6, "tr": 7, "gdt": 8, "idt": 9}
-
 
 
 def _attrs_from_flags(flags: int) -> int:
@@ -46,7 +43,6 @@ def _flags_from_attrs(attrs: int) -> int:
 
 class UnicornState:
     """X86State in and out of the engine (mixed into UnicornCpu)."""
-
 
     def get_state(self) -> X86State:
         uc, g = self._uc, self._g

@@ -328,7 +328,7 @@ class GdbStub:
         if packet.startswith("qSupported"):
             return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+"
         if packet.startswith("qXfer:features:read:"):
-            annex, _, where = packet[len("qXfer:features:read:"):].partition(":")
+            annex, _, where = packet[len("qXfer:features:read:") :].partition(":")
             if annex != "target.xml":
                 return "E00"  # no such annex
             offset_text, length_text = _fields(where, ",", 2, "qXfer")[:2]

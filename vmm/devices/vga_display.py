@@ -135,7 +135,6 @@ def write_png(path: str | os.PathLike[str], width: int, height: int, rows: list[
     atomic_write(path, png)
 
 
-
 def dac_rgb(vga: Vga, index: int) -> tuple[int, int, int]:
     """DAC entry ``index`` as 8-bit red, green, blue."""
     return tuple(((v & 0x3F) << 2) | (v & 1) * 3 for v in vga.dac[index * 3 : index * 3 + 3])  # type: ignore[return-value]

@@ -15,7 +15,20 @@ from vmm.disk.vmdk.create import DISK_TYPES, VMDK_TYPES, create_child, create_di
 from vmm.disk.vmdk.disk import VmdkDisk
 
 __all__ = [
-    "DISK_TYPES", "SECTOR_SIZE", "VMDK_TYPES", "BlockDevice", "CheckReport", "RawDisk", "VmdkDisk",
-    "check_disk", "commit", "convert", "create_child", "create_disk", "create_raw", "create_vmdk",
-    "is_vmdk", "open_disk",
+    "DISK_TYPES",
+    "SECTOR_SIZE",
+    "VMDK_TYPES",
+    "BlockDevice",
+    "CheckReport",
+    "RawDisk",
+    "VmdkDisk",
+    "check_disk",
+    "commit",
+    "convert",
+    "create_child",
+    "create_disk",
+    "create_raw",
+    "create_vmdk",
+    "is_vmdk",
+    "open_disk",
 ]

@@ -26,11 +26,14 @@ def write_all(fd: int, data: bytes, offset: int, path: str | None = None) -> Non
         try:
             n = os.pwrite(fd, view[done:], offset + done)
         except OSError as exc:
-            raise DiskIOError(f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: "
-                              f"{exc.strerror}") from None
+            raise DiskIOError(
+                f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: {exc.strerror}"
+            ) from None
         if n <= 0:
-            raise DiskIOError(f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: "
-                              f"only {done} bytes written (disk full?)")
+            raise DiskIOError(
+                f"{path or 'disk'}: write of {len(view)} bytes at offset {offset} failed: "
+                f"only {done} bytes written (disk full?)"
+            )
         done += n
 
 

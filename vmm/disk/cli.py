@@ -158,16 +158,28 @@ def add_arguments(name: str, disk: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
         if name != "create":
-            p.add_argument("--allow-path", metavar="PATH", action="append", default=[],
-                           help="let the disk chain use this file or folder outside the disk's folder (repeatable)")
-            p.add_argument("--follow-symlinks", action="store_true",
-                           help="follow symlinks the disk's descriptor leads to (refused by default)")
+            p.add_argument(
+                "--allow-path",
+                metavar="PATH",
+                action="append",
+                default=[],
+                help="let the disk chain use this file or folder outside the disk's folder (repeatable)",
+            )
+            p.add_argument(
+                "--follow-symlinks",
+                action="store_true",
+                help="follow symlinks the disk's descriptor leads to (refused by default)",
+            )
         return p
 
     def type_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--type", choices=DISK_TYPES, help="disk type (default: monolithicSparse for *.vmdk, else raw)")
-        p.add_argument("--adapter-type", default="ide", choices=("ide", "buslogic", "lsilogic", "legacyESX"),
-                       help="ddb.adapterType of a new VMDK")
+        p.add_argument(
+            "--adapter-type",
+            default="ide",
+            choices=("ide", "buslogic", "lsilogic", "legacyESX"),
+            help="ddb.adapterType of a new VMDK",
+        )
         p.add_argument("--extent-sectors", type=int, default=SPLIT_EXTENT_SECTORS, help=argparse.SUPPRESS)
 
     p = add("create", cmd_create, "create an empty disk, or a delta disk over --parent")

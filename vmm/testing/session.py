@@ -127,8 +127,10 @@ class GuestSession:
             return compiled.search(self.machine.serial_transcript, self.mark, timeout=max(0.01, left))
         except TimeoutError:
             shown = compiled.pattern.decode("latin-1")
-            raise ExpectationFailed(f"matching {shown!r} against the serial output ran past the test's timeout "
-                                    "(a pattern that backtracks without end?)") from None
+            raise ExpectationFailed(
+                f"matching {shown!r} against the serial output ran past the test's timeout "
+                "(a pattern that backtracks without end?)"
+            ) from None
 
     def wait_stage(self, stage: str, within: Budget) -> None:
         self.log.append(("wait_stage", (stage, within)))

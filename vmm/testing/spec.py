@@ -243,7 +243,7 @@ def _check_machine_types(machine: dict, where: str) -> None:
         raise ConfigError(f"{where}: disks must be a list of file names")
     if "mem" in machine:
         if isinstance(machine["mem"], bool) or not isinstance(machine["mem"], str | int):
-            raise ConfigError(f"{where}: mem must be a size such as \"64M\"")
+            raise ConfigError(f'{where}: mem must be a size such as "64M"')
         parse_memory_mb(machine["mem"], f"{where}: mem")
     entries = machine.get("stage_entries", {})
     if not isinstance(entries, dict):
@@ -288,7 +288,7 @@ def _parse_step(raw: object, index: int, path: Path) -> Step:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(k, str) and k for k in value):
-            raise ConfigError(f"{where}: send-keys must be a list of key names, e.g. [\"Up\", \"Enter\"]")
+            raise ConfigError(f'{where}: send-keys must be a list of key names, e.g. ["Up", "Enter"]')
         from vmm.keys import scancodes_for_keys
 
         scancodes_for_keys(value)  # every entry is a key or typeable text

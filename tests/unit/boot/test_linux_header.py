@@ -19,8 +19,18 @@ from vmm.errors import KernelError
 MIB = 1 << 20
 
 
-def bzimage(version=0x020F, setup_sects=4, kernel=b"\x90" * 4096, pref_address=16 * MIB, init_size=32 * MIB,
-            initrd_addr_max=0x7FFFFFFF, cmdline_size=2047, alignment=2 * MIB, relocatable=1, loadflags=1) -> bytes:
+def bzimage(
+    version=0x020F,
+    setup_sects=4,
+    kernel=b"\x90" * 4096,
+    pref_address=16 * MIB,
+    init_size=32 * MIB,
+    initrd_addr_max=0x7FFFFFFF,
+    cmdline_size=2047,
+    alignment=2 * MIB,
+    relocatable=1,
+    loadflags=1,
+) -> bytes:
     setup = bytearray((setup_sects + 1) * 512)
     setup[0x1F1] = setup_sects
     struct.pack_into("<I", setup, 0x1F4, -(-len(kernel) // 16))

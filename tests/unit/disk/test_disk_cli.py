@@ -27,7 +27,7 @@ def test_create_info_and_check(tmp_path, capsys):
     assert vmm_disk("create", "--type", "twoGbMaxExtentSparse", path, "1M") == 0
     assert vmm_disk("info", "--json", path) == 0
     out = capsys.readouterr().out
-    info = json.loads(out[out.index("{"):])
+    info = json.loads(out[out.index("{") :])
     assert info["type"] == "twoGbMaxExtentSparse"
     assert info["virtual_size"] == 1 << 20
     assert info["allocated_size"] == 0
@@ -126,7 +126,12 @@ def test_check_refuses_a_vmdk_that_is_not_one(tmp_path, capsys):
 def test_module_entry_point_prints_one_line_errors(tmp_path):
     bogus = tmp_path / "bogus.vmdk"
     bogus.write_bytes(b"KDMV" + bytes(20))
-    result = subprocess.run([sys.executable, "-m", "vmm.disk.cli", "info", str(bogus)], capture_output=True,
-                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-m", "vmm.disk.cli", "info", str(bogus)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"vmm: {bogus}: sparse header: truncated (24 of 512 bytes)"]

@@ -23,9 +23,13 @@ OUTSIDE = b"precious outside data\n" * 100
 
 def descriptor(extents: str, parent: str | None = None) -> str:
     parent_lines = f'parentCID=12345678\nparentFileNameHint="{parent}"\n' if parent else "parentCID=ffffffff\n"
-    return ("# Disk DescriptorFile\nversion=1\nCID=12345678\n" + parent_lines +
-            'createType="monolithicFlat"\n\n# Extent description\n' + extents +
-            '\n\n# The Disk Data Base\n#DDB\nddb.adapterType = "ide"\n')
+    return (
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\n"
+        + parent_lines
+        + 'createType="monolithicFlat"\n\n# Extent description\n'
+        + extents
+        + '\n\n# The Disk Data Base\n#DDB\nddb.adapterType = "ide"\n'
+    )
 
 
 def vmm(*argv: str, capsys) -> tuple[int, list[str]]:
@@ -76,8 +80,9 @@ def test_a_guest_cannot_write_through_an_extent_outside(vm, outside, capsys):
 def test_allow_path_names_the_file_on_the_command_line(vm, outside, capsys):
     disk = vm / "shared.vmdk"
     disk.write_text(descriptor(f'RW 2048 FLAT "{outside}" 0'))
-    status, lines = vmm("run", str(disk), "--max-insns", "1000", "--serial", "none",
-                        "--allow-path", str(outside), capsys=capsys)
+    status, lines = vmm(
+        "run", str(disk), "--max-insns", "1000", "--serial", "none", "--allow-path", str(outside), capsys=capsys
+    )
     assert status == 124, lines  # ran to the instruction limit
 
 
@@ -101,8 +106,7 @@ def test_symlinked_extent_is_refused_unless_asked(vm, capsys):
     status, lines = vmm("disk", "info", str(disk), capsys=capsys)
     assert status == 1 and len(lines) == 1
     assert "is a symbolic link" in lines[0] and "--follow-symlinks" in lines[0]
-    status, lines = vmm("run", str(disk), "--max-insns", "1000", "--serial", "none", "--follow-symlinks",
-                        capsys=capsys)
+    status, lines = vmm("run", str(disk), "--max-insns", "1000", "--serial", "none", "--follow-symlinks", capsys=capsys)
     assert status == 124, lines
 
 

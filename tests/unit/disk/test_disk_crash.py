@@ -47,8 +47,14 @@ sys.exit(status)
 
 def vmm_killed_at(moment: int, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run ``vmm ARGV`` and SIGKILL it at its ``moment``-th file operation (0: never)."""
-    return subprocess.run([sys.executable, "-c", KILLER, str(moment), *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", KILLER, str(moment), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def operations(*argv: str) -> int:
@@ -101,7 +107,7 @@ def test_convert_killed_at_random_moments_leaves_the_destination_complete_or_abs
         qemu_img_check(qemu_img, src)
         existed = os.path.lexists(dst)
         if existed:
-            assert reads(dst)[:len(expected)] == expected, f"{kind} killed at {moment}: incomplete destination"
+            assert reads(dst)[: len(expected)] == expected, f"{kind} killed at {moment}: incomplete destination"
             if kind != "raw":
                 qemu_img_check(qemu_img, dst)
         again = vmm_killed_at(0, *argv)  # cleans the staging folder the kill left
@@ -109,7 +115,7 @@ def test_convert_killed_at_random_moments_leaves_the_destination_complete_or_abs
             assert again.returncode == 1 and again.stderr.splitlines()[-2].startswith(f"vmm: {dst}: already exists")
         else:
             assert again.returncode == 0, again.stderr
-            assert reads(dst)[:len(expected)] == expected
+            assert reads(dst)[: len(expected)] == expected
         assert leftovers(tmp_path) == [], f"{kind} killed at {moment}"
 
 

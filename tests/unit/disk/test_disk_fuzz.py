@@ -26,7 +26,8 @@ _TEMPLATES: dict[str, tuple[str, int]] = {}
 def checked_pread(fd: int, length: int, offset: int) -> bytes:
     size = os.fstat(fd).st_size
     assert offset >= 0 and (length == 0 or offset < size) and offset + length <= max(size, offset), (
-        f"read of {length} bytes at {offset} outside a file of {size} bytes")
+        f"read of {length} bytes at {offset} outside a file of {size} bytes"
+    )
     return _real_pread(fd, length, offset)
 
 
@@ -85,13 +86,36 @@ def test_corrupted_files_raise_only_disk_error(kind, changes, truncate):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.sampled_from(["grainSize", "numGTEsPerGT", "capacity", "gdOffset", "rgdOffset", "descriptorOffset",
-                        "descriptorSize", "overHead", "version", "flags"]),
-       st.integers(0, (1 << 64) - 1))
+@given(
+    st.sampled_from(
+        [
+            "grainSize",
+            "numGTEsPerGT",
+            "capacity",
+            "gdOffset",
+            "rgdOffset",
+            "descriptorOffset",
+            "descriptorSize",
+            "overHead",
+            "version",
+            "flags",
+        ]
+    ),
+    st.integers(0, (1 << 64) - 1),
+)
 def test_every_header_field_value_is_checked(field, value):
-    offsets = {"version": (4, 4), "flags": (8, 4), "capacity": (12, 8), "grainSize": (20, 8),
-               "descriptorOffset": (28, 8), "descriptorSize": (36, 8), "numGTEsPerGT": (44, 4),
-               "rgdOffset": (48, 8), "gdOffset": (56, 8), "overHead": (64, 8)}
+    offsets = {
+        "version": (4, 4),
+        "flags": (8, 4),
+        "capacity": (12, 8),
+        "grainSize": (20, 8),
+        "descriptorOffset": (28, 8),
+        "descriptorSize": (36, 8),
+        "numGTEsPerGT": (44, 4),
+        "rgdOffset": (48, 8),
+        "gdOffset": (56, 8),
+        "overHead": (64, 8),
+    }
     offset, size = offsets[field]
     source, _ = template("sparse")
     with tempfile.TemporaryDirectory() as tmp:

@@ -100,17 +100,20 @@ def test_loop_in_the_parent_chain(tmp_path):
         open_disk(a)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("version=1\nCID=1\ncreateType=\"monolithicFlat\"\nRW 10 FLAT \"x\"\n", "FLAT needs an offset"),
-    ("version=1\nCID=zz\ncreateType=\"monolithicFlat\"\nRW 10 ZERO\n", "CID 'zz' is not a 32-bit hexadecimal"),
-    ("version=1\nCID=1\ncreateType=\"monolithicFlat\"\nRW ten FLAT \"x\" 0\n", "malformed extent line"),
-    ("version=1\nCID=1\ncreateType=\"monolithicFlat\"\nRW 10 VMFSSPARSE \"x\"\n", "VMFSSPARSE is not supported"),
-    ("version=1\nCID=1\ncreateType=\"fullDevice\"\nRW 10 ZERO\n", "'fullDevice' is not supported"),
-    ("version=1\nCID=1\n\nRW 10 ZERO\n", "createType is missing"),
-    ("version=1\nCID=1\ncreateType=\"monolithicFlat\"\n", "no extent lines"),
-    ("version=1\nCID=1\nparentCID=2\ncreateType=\"monolithicFlat\"\nRW 1 ZERO\n", "parentFileNameHint is missing"),
-    ("version=1\nnonsense line\n", "line 2: cannot parse"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('version=1\nCID=1\ncreateType="monolithicFlat"\nRW 10 FLAT "x"\n', "FLAT needs an offset"),
+        ('version=1\nCID=zz\ncreateType="monolithicFlat"\nRW 10 ZERO\n', "CID 'zz' is not a 32-bit hexadecimal"),
+        ('version=1\nCID=1\ncreateType="monolithicFlat"\nRW ten FLAT "x" 0\n', "malformed extent line"),
+        ('version=1\nCID=1\ncreateType="monolithicFlat"\nRW 10 VMFSSPARSE "x"\n', "VMFSSPARSE is not supported"),
+        ('version=1\nCID=1\ncreateType="fullDevice"\nRW 10 ZERO\n', "'fullDevice' is not supported"),
+        ("version=1\nCID=1\n\nRW 10 ZERO\n", "createType is missing"),
+        ('version=1\nCID=1\ncreateType="monolithicFlat"\n', "no extent lines"),
+        ('version=1\nCID=1\nparentCID=2\ncreateType="monolithicFlat"\nRW 1 ZERO\n', "parentFileNameHint is missing"),
+        ("version=1\nnonsense line\n", "line 2: cannot parse"),
+    ],
+)
 def test_descriptor_errors(text, message):
     with pytest.raises(DiskError, match=r"^d.vmdk: descriptor.*" + message):
         parse_descriptor(text, "d.vmdk")
@@ -119,9 +122,11 @@ def test_descriptor_errors(text, message):
 def test_descriptor_tolerates_crlf_comments_and_nul_padding(tmp_path):
     path = tmp_path / "d.vmdk"
     (tmp_path / "d-flat.vmdk").write_bytes(bytes(4096))
-    text = ('# Disk DescriptorFile\r\nversion=1\r\nCID=abc\r\nparentCID=ffffffff\r\n'
-            'createType="monolithicFlat"\r\n# extents\r\nRW 8 FLAT "d-flat.vmdk" 0\r\n'
-            'ddb.adapterType = "ide"\r\n')
+    text = (
+        "# Disk DescriptorFile\r\nversion=1\r\nCID=abc\r\nparentCID=ffffffff\r\n"
+        'createType="monolithicFlat"\r\n# extents\r\nRW 8 FLAT "d-flat.vmdk" 0\r\n'
+        'ddb.adapterType = "ide"\r\n'
+    )
     path.write_bytes(text.encode() + bytes(300))
     with open_disk(path) as disk:
         assert disk.capacity == 8

@@ -36,9 +36,9 @@ def run(path: str, model: bytearray, ops) -> None:
             if kind == "write":
                 data = fill(seed, count)
                 disk.write(lba, data)
-                model[lba * SECTOR:(lba + count) * SECTOR] = data
+                model[lba * SECTOR : (lba + count) * SECTOR] = data
             elif kind == "read":
-                assert disk.read(lba, count) == model[lba * SECTOR:(lba + count) * SECTOR]
+                assert disk.read(lba, count) == model[lba * SECTOR : (lba + count) * SECTOR]
             else:
                 disk.close()
                 disk = open_disk(path)

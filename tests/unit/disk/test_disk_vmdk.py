@@ -44,9 +44,20 @@ def test_split_types_name_their_extents_like_vmware(tmp_path):
     create_vmdk(tmp_path / "y.vmdk", 1000, "twoGbMaxExtentFlat", extent_sectors=320)
     create_vmdk(tmp_path / "z.vmdk", 1000, "monolithicFlat")
     names = sorted(os.listdir(tmp_path))
-    assert names == ["x-s001.vmdk", "x-s002.vmdk", "x-s003.vmdk", "x-s004.vmdk", "x.vmdk",
-                     "y-f001.vmdk", "y-f002.vmdk", "y-f003.vmdk", "y-f004.vmdk", "y.vmdk",
-                     "z-flat.vmdk", "z.vmdk"]
+    assert names == [
+        "x-s001.vmdk",
+        "x-s002.vmdk",
+        "x-s003.vmdk",
+        "x-s004.vmdk",
+        "x.vmdk",
+        "y-f001.vmdk",
+        "y-f002.vmdk",
+        "y-f003.vmdk",
+        "y-f004.vmdk",
+        "y.vmdk",
+        "z-flat.vmdk",
+        "z.vmdk",
+    ]
     assert os.path.getsize(tmp_path / "y-f004.vmdk") == 40 * SECTOR
 
 
@@ -89,7 +100,7 @@ def test_delta_reads_fall_through_and_writes_stay_in_the_child(tmp_path):
         disk.write(20, pattern(9, 3))  # partial grain: the rest of the grain comes from the parent
     assert base.read_bytes() == base_bytes
     expected = bytearray(pattern(1, 512))
-    expected[20 * SECTOR:23 * SECTOR] = pattern(9, 3)
+    expected[20 * SECTOR : 23 * SECTOR] = pattern(9, 3)
     with open_disk(child, read_only=True) as disk:
         assert disk.read(0, 512) == expected
         assert disk.chain() == [str(child), str(tmp_path / "base.vmdk")]

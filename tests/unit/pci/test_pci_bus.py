@@ -18,7 +18,7 @@ class Probe(PciFunction):
         self.init_header(0x1234, 0x5678, 0xFF0000, interrupt_pin=1)
         self.add_bar(0, Bar(0x20, io=True))
         self.add_bar(1, Bar(0x1000))
-        self.add_capability(0x09, b"\x04\xAA")
+        self.add_capability(0x09, b"\x04\xaa")
         self.add_capability(0x05, bytes(8))
         self.writes: list[tuple[int, int, int, int]] = []
 

@@ -43,8 +43,11 @@ def run_vmm_test(spec: Path, tmp_path: Path, capsys) -> tuple[int, list[str]]:
 
 
 def test_a_regex_that_backtracks_for_ever_fails_within_the_timeout(aaaa_image, tmp_path, capsys):
-    spec = write_spec(tmp_path, "regex", f'timeout = 2\n[machine]\nimage = "{aaaa_image}"\n'
-                                         "[[step]]\nexpect = '(a|aa)+c'\nwithin = '50M'\n")
+    spec = write_spec(
+        tmp_path,
+        "regex",
+        f"timeout = 2\n[machine]\nimage = \"{aaaa_image}\"\n[[step]]\nexpect = '(a|aa)+c'\nwithin = '50M'\n",
+    )
     status, out = run_vmm_test(spec, tmp_path, capsys)
     assert status == 1
     assert out[0].startswith("FAILED  test_regex")
@@ -52,8 +55,11 @@ def test_a_regex_that_backtracks_for_ever_fails_within_the_timeout(aaaa_image, t
 
 
 def test_a_test_that_ran_out_of_time_is_not_replayed(aaaa_image, tmp_path, capsys):
-    spec = write_spec(tmp_path, "slow", f'timeout = 0.5\n[machine]\nimage = "{aaaa_image}"\n'
-                                        "[[step]]\nexpect = 'never'\nwithin = '1000s'\n")
+    spec = write_spec(
+        tmp_path,
+        "slow",
+        f"timeout = 0.5\n[machine]\nimage = \"{aaaa_image}\"\n[[step]]\nexpect = 'never'\nwithin = '1000s'\n",
+    )
     status, out = run_vmm_test(spec, tmp_path, capsys)
     assert status == 1
     assert "before the wall-clock timeout" in out[1]
@@ -117,8 +123,28 @@ def test_fuzz_mutated_expectation_files_give_one_line_or_a_spec(tmp_path):
     rng = random.Random(2323)
     seed = SEED_SPEC.encode()
     path = tmp_path / "test_fuzz.vmm.toml"
-    pieces = [b"[", b"]", b"=", b'"', b"'", b"\n", b"1e400", b"-1", b"[[step]]", b"{", b"}", b",", b"0x",
-              b"99999999999999999999", b"true", b"inf", b"nan", b"\\u0000", b"[machine]", b"within = "]
+    pieces = [
+        b"[",
+        b"]",
+        b"=",
+        b'"',
+        b"'",
+        b"\n",
+        b"1e400",
+        b"-1",
+        b"[[step]]",
+        b"{",
+        b"}",
+        b",",
+        b"0x",
+        b"99999999999999999999",
+        b"true",
+        b"inf",
+        b"nan",
+        b"\\u0000",
+        b"[machine]",
+        b"within = ",
+    ]
     outcomes = {"loaded": 0, "refused": 0}
     for _ in range(FUZZ_CASES):
         data = bytearray(seed)
@@ -128,7 +154,7 @@ def test_fuzz_mutated_expectation_files_give_one_line_or_a_spec(tmp_path):
             if choice < 0.4:
                 data[at:at] = rng.choice(pieces)
             elif choice < 0.7 and data:
-                del data[at:at + rng.randint(1, 8)]
+                del data[at : at + rng.randint(1, 8)]
             elif data:
                 data[min(at, len(data) - 1)] = rng.randrange(256)
         path.write_bytes(bytes(data))

@@ -31,9 +31,7 @@ def test_a_failing_fixture_test_shows_the_report(pytester, panic_image: Path) ->
     assert (pytester.path / "out" / "test_boots_to_login" / "vm0" / "state.vmsn").exists()
 
 
-def test_ids_are_test_names_a_bad_file_is_its_own_error_and_a_missing_image_fails(
-    pytester, panic_image: Path
-) -> None:
+def test_ids_are_test_names_a_bad_file_is_its_own_error_and_a_missing_image_fails(pytester, panic_image: Path) -> None:
     pytester.makefile(".vmm.toml", test_named=f'name = "panics on boot"\n[machine]\nimage = "{panic_image}"\n'
                       "[[step]]\nexpect = 'kernel panic'\nwithin = \"1M\"\n")  # fmt: skip
     pytester.makefile(".vmm.toml", test_broken="[machine\n")

@@ -61,8 +61,9 @@ def check_disk(path: str | os.PathLike[str], scope: FileScope | None = None) -> 
                 elif isinstance(extent, FlatExtent):
                     need = (extent.offset + extent.sectors) * SECTOR_SIZE
                     if extent.file_size < need:
-                        report.errors.append(f"{extent.path}: flat extent file is {extent.file_size} bytes, "
-                                             f"its extent needs {need}")
+                        report.errors.append(
+                            f"{extent.path}: flat extent file is {extent.file_size} bytes, its extent needs {need}"
+                        )
             layer = layer.parent
     return report
 
@@ -96,8 +97,10 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
     for index in range(h.num_gts):
         gt = rgt = None
         if gd[index] in seen:
-            report.errors.append(f"{name}: grain directory entries {seen[gd[index]]} and {index} share the "
-                                 f"grain table at sector {gd[index]}")
+            report.errors.append(
+                f"{name}: grain directory entries {seen[gd[index]]} and {index} share the "
+                f"grain table at sector {gd[index]}"
+            )
             continue
         if gd[index]:
             seen[gd[index]] = index
@@ -105,16 +108,18 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
             gt = load_u32s(fd, gd[index], gtes)
         if rgd is not None:
             if bool(rgd[index]) != bool(gd[index]):
-                report.errors.append(f"{name}: grain directory entry {index} is {gd[index]} but the redundant "
-                                     f"one is {rgd[index]}")
+                report.errors.append(
+                    f"{name}: grain directory entry {index} is {gd[index]} but the redundant one is {rgd[index]}"
+                )
             if rgd[index] and table_area(rgd[index], h.gt_sectors, f"redundant grain table {index}"):
                 rgt = load_u32s(fd, rgd[index], gtes)
         if gt is None:
             continue
         if rgt is not None and gt != rgt:
             slot = next(i for i in range(gtes) if gt[i] != rgt[i])
-            report.errors.append(f"{name}: grain table {index} entry {slot} is {gt[slot]} but the redundant "
-                                 f"table says {rgt[slot]}")
+            report.errors.append(
+                f"{name}: grain table {index} entry {slot} is {gt[slot]} but the redundant table says {rgt[slot]}"
+            )
         for slot, entry in enumerate(gt):
             grain = index * gtes + slot
             if entry == 0 or (entry == GTE_ZERO_GRAIN and h.zeroed_grain_gte):
@@ -126,11 +131,13 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
             if length is None:
                 continue
             if entry < h.overhead:
-                report.errors.append(f"{name}: grain {grain} at sector {entry} lies inside the metadata "
-                                     f"(overHead {h.overhead})")
+                report.errors.append(
+                    f"{name}: grain {grain} at sector {entry} lies inside the metadata (overHead {h.overhead})"
+                )
             elif entry + length > file_sectors:
-                report.errors.append(f"{name}: grain {grain} at sector {entry} runs past the end of the file "
-                                     f"({file_sectors} sectors)")
+                report.errors.append(
+                    f"{name}: grain {grain} at sector {entry} runs past the end of the file ({file_sectors} sectors)"
+                )
             regions.append((entry, entry + length, f"grain {grain}"))
             report.allocated_grains += 1
     regions.sort()
@@ -138,8 +145,10 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
     last: tuple[int, int, str] | None = None
     for region in regions:
         if last is not None and region[0] < last[1]:
-            report.errors.append(f"{name}: {region[2]} (sectors {region[0]}..{region[1]}) overlaps "
-                                 f"{last[2]} (sectors {last[0]}..{last[1]})")
+            report.errors.append(
+                f"{name}: {region[2]} (sectors {region[0]}..{region[1]}) overlaps "
+                f"{last[2]} (sectors {last[0]}..{last[1]})"
+            )
         if last is None or region[1] > last[1]:
             last = region
         used_end = max(used_end, region[1])
@@ -147,8 +156,7 @@ def _check_sparse(extent: SparseExtent, report: CheckReport) -> None:
         report.leaked_bytes += max(0, file_sectors - max(used_end, h.overhead)) * SECTOR_SIZE
 
 
-def _grain_sectors(fd: int, h, entry: int, file_sectors: int, grain: int, name: str,
-                   report: CheckReport) -> int | None:
+def _grain_sectors(fd: int, h, entry: int, file_sectors: int, grain: int, name: str, report: CheckReport) -> int | None:
     """Sectors a grain occupies in the file (compressed grains: marker + data, padded)."""
     if not h.compressed:
         return h.grain_size

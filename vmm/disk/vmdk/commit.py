@@ -25,8 +25,11 @@ from vmm.errors import DiskError
 CHUNK_SECTORS = 2048
 
 
-def commit(child_path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None,
-           scope: FileScope | None = None) -> str:
+def commit(
+    child_path: str | os.PathLike[str],
+    progress: Callable[[int, int], None] | None = None,
+    scope: FileScope | None = None,
+) -> str:
     """Write the data ``child_path`` holds itself into its parent; returns the parent's path."""
     child_path = os.fspath(child_path)
     child = VmdkDisk(child_path, read_only=False, scope=scope)

@@ -35,8 +35,14 @@ def default_type(path: str) -> str:
     return MONOLITHIC_SPARSE if path.lower().endswith(".vmdk") else RAW
 
 
-def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], dst_type: str | None = None,
-            progress: Progress | None = None, scope: FileScope | None = None, **options: int | str) -> None:
+def convert(
+    src_path: str | os.PathLike[str],
+    dst_path: str | os.PathLike[str],
+    dst_type: str | None = None,
+    progress: Progress | None = None,
+    scope: FileScope | None = None,
+    **options: int | str,
+) -> None:
     """Copy ``src_path`` into a new disk at ``dst_path``.
 
     The new disk is built in a staging folder beside the destination and appears only when
@@ -61,8 +67,13 @@ def convert(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], 
                 line = ExtentLine("RW", src.capacity, "SPARSE", name)
                 adapter = str(options.get("adapter_type", "ide"))
                 desc = new_descriptor(STREAM_OPTIMIZED, [line], adapter_type=adapter)
-                write_stream(staged, src, lambda: desc.render().encode(),
-                             int(options.get("grain_size", DEFAULT_GRAIN_SIZE)), progress)
+                write_stream(
+                    staged,
+                    src,
+                    lambda: desc.render().encode(),
+                    int(options.get("grain_size", DEFAULT_GRAIN_SIZE)),
+                    progress,
+                )
             else:
                 create_disk(staged, src.capacity, dst_type, **options)
                 with open_disk(staged) as dst:
@@ -181,7 +192,7 @@ def copy_data(src: BlockDevice, dst: BlockDevice, progress: Progress | None = No
             n = min(CHUNK_SECTORS, lba + count - start)
             data = src.read(start, n)
             for offset in range(0, n, SKIP_SECTORS):
-                piece = data[offset * 512:(offset + SKIP_SECTORS) * 512]
+                piece = data[offset * 512 : (offset + SKIP_SECTORS) * 512]
                 if piece.count(0) != len(piece):
                     dst.write(start + offset, piece)
             if progress:

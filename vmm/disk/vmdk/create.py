@@ -66,10 +66,12 @@ def _write_new(path: str, data: bytes, size: int | None = None) -> None:
         raise DiskError(f"{path}: cannot create: {exc.strerror}") from None
 
 
-def _sparse_file(path: str, capacity: int, grain_size: int, descriptor: Descriptor | None,
-                 gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> None:
-    layout = SparseLayout.plan(capacity, grain_size, EMBEDDED_DESCRIPTOR_SECTORS if descriptor else 0,
-                               gtes_per_gt=gtes_per_gt)
+def _sparse_file(
+    path: str, capacity: int, grain_size: int, descriptor: Descriptor | None, gtes_per_gt: int = DEFAULT_GTES_PER_GT
+) -> None:
+    layout = SparseLayout.plan(
+        capacity, grain_size, EMBEDDED_DESCRIPTOR_SECTORS if descriptor else 0, gtes_per_gt=gtes_per_gt
+    )
     text = descriptor.render().encode() if descriptor else b""
     _write_new(path, layout.metadata(text))
 
@@ -82,11 +84,14 @@ def _check_args(path: str, capacity: int, grain_size: int, extent_sectors: int, 
     if capacity < 0:
         raise DiskError(f"{path}: size of {capacity} sectors is negative")
     if capacity > MAX_DISK_SECTORS:
-        raise DiskError(f"{path}: size of {capacity * SECTOR_SIZE} bytes is beyond the {MAX_DISK_SECTORS >> 31} TiB "
-                        "vmm creates")
+        raise DiskError(
+            f"{path}: size of {capacity * SECTOR_SIZE} bytes is beyond the {MAX_DISK_SECTORS >> 31} TiB vmm creates"
+        )
     if create_type in (MONOLITHIC_SPARSE, STREAM_OPTIMIZED) and capacity > MAX_SPARSE_EXTENT:
-        raise DiskError(f"{path}: a {create_type} disk holds up to 2 TiB (its grain tables address 32-bit sectors); "
-                        "use twoGbMaxExtentSparse or a flat type for more")
+        raise DiskError(
+            f"{path}: a {create_type} disk holds up to 2 TiB (its grain tables address 32-bit sectors); "
+            "use twoGbMaxExtentSparse or a flat type for more"
+        )
     if grain_size < 1 or grain_size & (grain_size - 1):
         raise DiskError(f"{path}: grain size {grain_size} is not a power of two")
     if extent_sectors < 1 or (create_type == SPLIT_SPARSE and extent_sectors % grain_size):
@@ -145,8 +150,12 @@ def create_vmdk(
         raise
 
 
-def create_child(parent_path: str | os.PathLike[str], child_path: str | os.PathLike[str],
-                 grain_size: int = DEFAULT_GRAIN_SIZE, gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> None:
+def create_child(
+    parent_path: str | os.PathLike[str],
+    child_path: str | os.PathLike[str],
+    grain_size: int = DEFAULT_GRAIN_SIZE,
+    gtes_per_gt: int = DEFAULT_GTES_PER_GT,
+) -> None:
     """Create a monolithicSparse delta disk over ``parent_path`` (its parentCID pins the parent's CID).
 
     The parent must not be written afterwards: its CID would change and the child would no
@@ -157,8 +166,16 @@ def create_child(parent_path: str | os.PathLike[str], child_path: str | os.PathL
         cid, capacity = parent.cid, parent.capacity
         adapter = parent.descriptor.ddb.get("ddb.adapterType", "ide")
     hint = os.path.relpath(os.path.abspath(parent_path), os.path.dirname(os.path.abspath(child_path)))
-    create_vmdk(child_path, capacity, MONOLITHIC_SPARSE, grain_size=grain_size, adapter_type=adapter,
-                parent_cid=cid, parent_hint=hint, gtes_per_gt=gtes_per_gt)
+    create_vmdk(
+        child_path,
+        capacity,
+        MONOLITHIC_SPARSE,
+        grain_size=grain_size,
+        adapter_type=adapter,
+        parent_cid=cid,
+        parent_hint=hint,
+        gtes_per_gt=gtes_per_gt,
+    )
 
 
 class ZeroDevice(BlockDevice):
@@ -184,13 +201,13 @@ class ZeroDevice(BlockDevice):
         return iter(())
 
 
-
 RAW = "raw"
 DISK_TYPES = (*VMDK_TYPES, RAW)
 
 
-def create_disk(path: str | os.PathLike[str], capacity: int, disk_type: str = MONOLITHIC_SPARSE,
-                **options: int | str) -> None:
+def create_disk(
+    path: str | os.PathLike[str], capacity: int, disk_type: str = MONOLITHIC_SPARSE, **options: int | str
+) -> None:
     """Create an empty disk of any type vmm writes: the VMDK types, or ``raw``."""
     if disk_type == RAW:
         from vmm.disk.raw import create_raw

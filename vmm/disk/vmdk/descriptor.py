@@ -26,12 +26,26 @@ STREAM_OPTIMIZED = "streamOptimized"
 
 #: createType values vmm opens (extent types FLAT, SPARSE, ZERO, VMFS).
 SUPPORTED_CREATE_TYPES = (
-    MONOLITHIC_SPARSE, MONOLITHIC_FLAT, SPLIT_SPARSE, SPLIT_FLAT, STREAM_OPTIMIZED,
-    "vmfs", "vmfsPreallocated", "vmfsEagerZeroedThick", "vmfsThin", "custom",
+    MONOLITHIC_SPARSE,
+    MONOLITHIC_FLAT,
+    SPLIT_SPARSE,
+    SPLIT_FLAT,
+    STREAM_OPTIMIZED,
+    "vmfs",
+    "vmfsPreallocated",
+    "vmfsEagerZeroedThick",
+    "vmfsThin",
+    "custom",
 )
 #: createType values VMware documents that vmm does not open.
 UNSUPPORTED_CREATE_TYPES = (
-    "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRDMP", "vmfsSparse", "seSparse",
+    "fullDevice",
+    "partitionedDevice",
+    "vmfsRaw",
+    "vmfsRDM",
+    "vmfsRDMP",
+    "vmfsSparse",
+    "seSparse",
 )
 
 EXTENT_ACCESS = ("RW", "RDONLY", "NOACCESS")

@@ -44,8 +44,10 @@ def read_descriptor_source(path: str, fd: int) -> tuple[str, SparseHeader | None
             return "", header
         size = os.fstat(fd).st_size
         if (header.descriptor_offset + header.descriptor_size) * SECTOR_SIZE > size:
-            raise DiskError(f"{path}: sparse header: descriptorOffset {header.descriptor_offset} "
-                            f"(+{header.descriptor_size} sectors) lies outside the file ({size} bytes)")
+            raise DiskError(
+                f"{path}: sparse header: descriptorOffset {header.descriptor_offset} "
+                f"(+{header.descriptor_size} sectors) lies outside the file ({size} bytes)"
+            )
         raw = os.pread(fd, header.descriptor_size * SECTOR_SIZE, header.descriptor_offset * SECTOR_SIZE)
         return _decode(raw.split(b"\0", 1)[0]), header
     size = os.fstat(fd).st_size
@@ -74,9 +76,15 @@ class VmdkDisk(BlockDevice):
     whether symlinks may be followed) allows them: see vmm.confine.
     """
 
-    def __init__(self, path: str | os.PathLike[str], read_only: bool = False, *,
-                 scope: FileScope | None = None, _chain: tuple[str, ...] = (),
-                 _named_by: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        read_only: bool = False,
+        *,
+        scope: FileScope | None = None,
+        _chain: tuple[str, ...] = (),
+        _named_by: str | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
         self.directory = os.path.dirname(os.path.abspath(self.path))
@@ -106,8 +114,11 @@ class VmdkDisk(BlockDevice):
         if self.embedded_header is not None and not text.strip():
             # A bare sparse extent (an s001 file, or a descriptor area left empty): read it as itself.
             line = ExtentLine("RW", self.embedded_header.capacity, "SPARSE", os.path.basename(self.path))
-            self.descriptor = Descriptor({"version": "1", "CID": f"{new_cid():08x}", "parentCID": "ffffffff",
-                                          "createType": MONOLITHIC_SPARSE}, [line], {})
+            self.descriptor = Descriptor(
+                {"version": "1", "CID": f"{new_cid():08x}", "parentCID": "ffffffff", "createType": MONOLITHIC_SPARSE},
+                [line],
+                {},
+            )
             self._descriptor_writable = False
         else:
             self.descriptor = parse_descriptor(text, self.path)
@@ -123,8 +134,16 @@ class VmdkDisk(BlockDevice):
             self.extents.append(open_extent(line, self.directory, self.read_only, os.dup(self._fd)))
         else:
             for line in self.descriptor.extents:
-                self.extents.append(open_extent(line, self.directory, self.read_only, None, self.scope,
-                                                f"{printable(self.path)}: extent {printable(line.filename or '')!r}"))
+                self.extents.append(
+                    open_extent(
+                        line,
+                        self.directory,
+                        self.read_only,
+                        None,
+                        self.scope,
+                        f"{printable(self.path)}: extent {printable(line.filename or '')!r}",
+                    )
+                )
         self._starts = []
         total = 0
         for extent in self.extents:
@@ -150,8 +169,10 @@ class VmdkDisk(BlockDevice):
             raise DiskError(f"{shown}: parent disk is missing")
         self.parent = VmdkDisk(parent_path, read_only=True, scope=self.scope, _chain=chain, _named_by=shown)
         if self.parent.cid not in (self.descriptor.parent_cid, self.pending_parent_cid):
-            raise DiskError(f"{self.path}: descriptor: parentCID {self.descriptor.parent_cid:08x} does not match "
-                            f"CID {self.parent.cid:08x} of parent {parent_path} (the parent changed since)")
+            raise DiskError(
+                f"{self.path}: descriptor: parentCID {self.descriptor.parent_cid:08x} does not match "
+                f"CID {self.parent.cid:08x} of parent {parent_path} (the parent changed since)"
+            )
 
     # --- BlockDevice -----------------------------------------------------------------------
 
@@ -183,6 +204,7 @@ class VmdkDisk(BlockDevice):
     def _backing(self, start: int) -> Backing:
         def backing(sector: int, count: int) -> bytes:
             return self.backing_read(start + sector, count)
+
         return backing
 
     def backing_read(self, lba: int, count: int) -> bytes:
@@ -195,8 +217,10 @@ class VmdkDisk(BlockDevice):
 
     def read(self, lba: int, count: int) -> bytes:
         self.check_range(lba, count)
-        parts = [extent.read(sector, n, self._backing(start)) if extent.access != "NOACCESS"
-                 else self._no_access(extent) for start, extent, sector, n in self._pieces(lba, count)]
+        parts = [
+            extent.read(sector, n, self._backing(start)) if extent.access != "NOACCESS" else self._no_access(extent)
+            for start, extent, sector, n in self._pieces(lba, count)
+        ]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _no_access(self, extent: Extent) -> bytes:
@@ -210,15 +234,17 @@ class VmdkDisk(BlockDevice):
         pieces = list(self._pieces(lba, count))
         for _, extent, _, _ in pieces:
             if getattr(extent, "compressed", False):
-                raise DiskError(f"{self.path}: streamOptimized extents are read-only in vmm; "
-                                "convert the disk to another type to write it")
+                raise DiskError(
+                    f"{self.path}: streamOptimized extents are read-only in vmm; "
+                    "convert the disk to another type to write it"
+                )
             if extent.access != "RW" or extent.read_only:
                 raise DiskError(f"{self.path}: extent {extent.filename or extent.kind} is read-only")
         if not self._cid_refreshed:
             self.refresh_cid()
         pos = 0
         for start, extent, sector, n in pieces:
-            extent.write(sector, data[pos:pos + n * SECTOR_SIZE], self._backing(start))
+            extent.write(sector, data[pos : pos + n * SECTOR_SIZE], self._backing(start))
             pos += n * SECTOR_SIZE
 
     def refresh_cid(self) -> None:
@@ -244,8 +270,9 @@ class VmdkDisk(BlockDevice):
         try:
             return int(text, 16) if text else None
         except ValueError:
-            raise DiskError(f"{printable(self.path)}: descriptor: {PENDING_PARENT_CID_KEY} {text!r} "
-                            "is not a CID") from None
+            raise DiskError(
+                f"{printable(self.path)}: descriptor: {PENDING_PARENT_CID_KEY} {text!r} is not a CID"
+            ) from None
 
     def begin_commit(self, new_parent_cid: int) -> None:
         """Note in this child, before the parent changes, the CID the parent will get: the chain
@@ -273,8 +300,10 @@ class VmdkDisk(BlockDevice):
         if header is not None:
             area = header.descriptor_size * SECTOR_SIZE
             if len(text) > area:
-                raise DiskError(f"{self.path}: descriptor of {len(text)} bytes does not fit descriptorSize "
-                                f"{header.descriptor_size} sectors")
+                raise DiskError(
+                    f"{self.path}: descriptor of {len(text)} bytes does not fit descriptorSize "
+                    f"{header.descriptor_size} sectors"
+                )
             write_all(self._fd, text.ljust(area, b"\0"), header.descriptor_offset * SECTOR_SIZE, self.path)
             return
         write_file_atomic(self.path, text)
@@ -312,8 +341,9 @@ class VmdkDisk(BlockDevice):
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         ranges = list(self.own_ranges())
         if self.parent is not None:
-            ranges += [(lba, min(n, self._capacity - lba)) for lba, n in self.parent.data_ranges()
-                       if lba < self._capacity]
+            ranges += [
+                (lba, min(n, self._capacity - lba)) for lba, n in self.parent.data_ranges() if lba < self._capacity
+            ]
             ranges.sort()
         merged: list[tuple[int, int]] = []
         for lba, n in ranges:

@@ -112,8 +112,10 @@ class FlatExtent(Extent):
         if (self.offset + self.sectors) * SECTOR_SIZE > MAX_FILE_OFFSET:
             if fd is not None:
                 os.close(fd)
-            raise DiskError(f"{printable(path)}: extent offset {self.offset} + {self.sectors} sectors lies past "
-                            f"the largest file offset")
+            raise DiskError(
+                f"{printable(path)}: extent offset {self.offset} + {self.sectors} sectors lies past "
+                f"the largest file offset"
+            )
         self.fd = fd if fd is not None else _open_fd(path, read_only)
         self.read_only = read_only
 
@@ -166,8 +168,10 @@ class SparseExtent(Extent):
             header = read_footer(self.fd, self.path, file_size)
         header.check_layout(self.path, file_size)
         if header.capacity < self.sectors:
-            raise DiskError(f"{self.path}: sparse header: capacity {header.capacity} is smaller than the "
-                            f"extent's {self.sectors} sectors in the descriptor")
+            raise DiskError(
+                f"{self.path}: sparse header: capacity {header.capacity} is smaller than the "
+                f"extent's {self.sectors} sectors in the descriptor"
+            )
         self.header = header
         self.tables = GrainTables(self.fd, header, self.path, file_size)
         self.grain_size = header.grain_size
@@ -184,9 +188,11 @@ class SparseExtent(Extent):
         """Check that a GT entry names a whole grain inside the file (and past the metadata when writing)."""
         outside = (entry + self.grain_size) * SECTOR_SIZE > self.tables.file_size
         if outside or (for_write and entry < self.header.overhead):
-            raise DiskError(f"{self.path}: grain table entry for grain {grain} points at sector {entry}, "
-                            f"outside the grain area (overHead {self.header.overhead}, file "
-                            f"{self.tables.file_size} bytes)")
+            raise DiskError(
+                f"{self.path}: grain table entry for grain {grain} points at sector {entry}, "
+                f"outside the grain area (overHead {self.header.overhead}, file "
+                f"{self.tables.file_size} bytes)"
+            )
         return entry
 
     def read(self, sector: int, count: int, backing: Backing) -> bytes:
@@ -201,7 +207,7 @@ class SparseExtent(Extent):
             elif entry == GTE_ZERO_GRAIN and self.header.zeroed_grain_gte:
                 out += bytes(n * SECTOR_SIZE)
             elif self.compressed:
-                out += self._compressed(grain, entry)[within * SECTOR_SIZE:(within + n) * SECTOR_SIZE]
+                out += self._compressed(grain, entry)[within * SECTOR_SIZE : (within + n) * SECTOR_SIZE]
             else:
                 # Coalesce following grains stored contiguously (sequential reads of a filled disk).
                 start = self._grain_data_sector(grain, entry) + within
@@ -220,23 +226,27 @@ class SparseExtent(Extent):
         if self._cached_grain[0] == grain:
             return self._cached_grain[1]
         if entry < self.header.overhead or entry * SECTOR_SIZE >= self.tables.file_size:
-            raise DiskError(f"{self.path}: grain table entry for grain {grain} points at sector {entry}, "
-                            f"outside the grain area")
-        data = read_compressed_grain(self.fd, entry, self.header, self.tables.file_size, self.path,
-                                     grain * self.grain_size)
+            raise DiskError(
+                f"{self.path}: grain table entry for grain {grain} points at sector {entry}, outside the grain area"
+            )
+        data = read_compressed_grain(
+            self.fd, entry, self.header, self.tables.file_size, self.path, grain * self.grain_size
+        )
         self._cached_grain = (grain, data)
         return data
 
     def write(self, sector: int, data: bytes, backing: Backing) -> None:
         if self.compressed:
-            raise DiskError(f"{self.path}: streamOptimized extents are read-only in vmm; "
-                            "convert the disk to another type to write it")
+            raise DiskError(
+                f"{self.path}: streamOptimized extents are read-only in vmm; "
+                "convert the disk to another type to write it"
+            )
         gs = self.grain_size
         pos = 0
         while pos < len(data):
             grain, within = divmod(sector, gs)
             n = min((len(data) - pos) // SECTOR_SIZE, gs - within)
-            chunk = data[pos:pos + n * SECTOR_SIZE]
+            chunk = data[pos : pos + n * SECTOR_SIZE]
             entry = self.tables.entry(grain)
             if entry > GTE_ZERO_GRAIN or (entry == GTE_ZERO_GRAIN and not self.header.zeroed_grain_gte):
                 start = self._grain_data_sector(grain, entry, for_write=True)
@@ -257,13 +267,15 @@ class SparseExtent(Extent):
             # partial write never hides the parent's data around it.
             span = min(gs, self.sectors - grain_start)
             base = bytearray(backing(grain_start, span) if backing else bytes(span * SECTOR_SIZE))
-            base[within * SECTOR_SIZE:within * SECTOR_SIZE + len(chunk)] = chunk
+            base[within * SECTOR_SIZE : within * SECTOR_SIZE + len(chunk)] = chunk
             full = bytes(base)
         full = full.ljust(gs * SECTOR_SIZE, b"\0")
         where = self.end_sector
         if where + gs > MAX_GRAIN_SECTOR:
-            raise DiskIOError(f"{printable(self.path)}: the sparse extent is full (grain tables address "
-                              f"sectors below {MAX_GRAIN_SECTOR + 1})")
+            raise DiskIOError(
+                f"{printable(self.path)}: the sparse extent is full (grain tables address "
+                f"sectors below {MAX_GRAIN_SECTOR + 1})"
+            )
         write_all(self.fd, full, where * SECTOR_SIZE, self.path)
         self.tables.file_size = max(self.tables.file_size, (where + gs) * SECTOR_SIZE)
         self.tables.set_entry(grain, where)
@@ -302,8 +314,14 @@ class SparseExtent(Extent):
         return info
 
 
-def open_extent(line: ExtentLine, directory: str, read_only: bool, fd: int | None = None,
-                scope: FileScope | None = None, named_by: str = "") -> Extent:
+def open_extent(
+    line: ExtentLine,
+    directory: str,
+    read_only: bool,
+    fd: int | None = None,
+    scope: FileScope | None = None,
+    named_by: str = "",
+) -> Extent:
     """Open one extent line; its file must lie within ``scope`` (see vmm.confine) when given."""
     if line.type == "ZERO":
         return ZeroExtent(line)

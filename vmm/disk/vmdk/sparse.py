@@ -24,8 +24,9 @@ FLAG_USE_REDUNDANT_GD = 1 << 1
 FLAG_ZEROED_GRAIN_GTE = 1 << 2
 FLAG_COMPRESSED = 1 << 16
 FLAG_MARKERS = 1 << 17
-KNOWN_FLAGS = (FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD | FLAG_ZEROED_GRAIN_GTE
-               | FLAG_COMPRESSED | FLAG_MARKERS)
+KNOWN_FLAGS = (
+    FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD | FLAG_ZEROED_GRAIN_GTE | FLAG_COMPRESSED | FLAG_MARKERS
+)
 INCOMPATIBLE_FLAGS = 0xFFFF0000
 
 COMPRESSION_NONE = 0
@@ -100,9 +101,20 @@ class SparseHeader:
 
     def pack(self) -> bytes:
         return _HEADER.pack(
-            SPARSE_MAGIC, self.version, self.flags, self.capacity, self.grain_size,
-            self.descriptor_offset, self.descriptor_size, self.num_gtes_per_gt, self.rgd_offset,
-            self.gd_offset, self.overhead, self.unclean_shutdown, NEWLINE_CHARS, self.compress_algorithm,
+            SPARSE_MAGIC,
+            self.version,
+            self.flags,
+            self.capacity,
+            self.grain_size,
+            self.descriptor_offset,
+            self.descriptor_size,
+            self.num_gtes_per_gt,
+            self.rgd_offset,
+            self.gd_offset,
+            self.overhead,
+            self.unclean_shutdown,
+            NEWLINE_CHARS,
+            self.compress_algorithm,
         )
 
     @classmethod
@@ -111,8 +123,22 @@ class SparseHeader:
         where = f"{name}: sparse header"
         if len(data) < _HEADER.size:
             raise DiskError(f"{where}: truncated ({len(data)} of {_HEADER.size} bytes)")
-        (magic, version, flags, capacity, grain_size, desc_offset, desc_size, gtes, rgd_offset,
-         gd_offset, overhead, unclean, newline, compress) = _HEADER.unpack_from(data)
+        (
+            magic,
+            version,
+            flags,
+            capacity,
+            grain_size,
+            desc_offset,
+            desc_size,
+            gtes,
+            rgd_offset,
+            gd_offset,
+            overhead,
+            unclean,
+            newline,
+            compress,
+        ) = _HEADER.unpack_from(data)
         if magic != SPARSE_MAGIC:
             raise DiskError(f"{where}: bad magic {data[:4]!r} (expected b'KDMV')")
         if version not in (1, 2, 3):
@@ -128,14 +154,27 @@ class SparseHeader:
         if capacity > MAX_CAPACITY:
             raise DiskError(f"{where}: capacity {capacity} sectors is beyond {MAX_CAPACITY}")
         if overhead > MAX_GRAIN_SECTOR:
-            raise DiskError(f"{where}: overHead {overhead} sectors is beyond what a grain table can address "
-                            f"({MAX_GRAIN_SECTOR})")
+            raise DiskError(
+                f"{where}: overHead {overhead} sectors is beyond what a grain table can address ({MAX_GRAIN_SECTOR})"
+            )
         if compress not in (COMPRESSION_NONE, COMPRESSION_DEFLATE):
             raise DiskError(f"{where}: compressAlgorithm {compress} is unknown (1 = deflate)")
         if flags & FLAG_COMPRESSED and compress != COMPRESSION_DEFLATE:
             raise DiskError(f"{where}: grains are compressed but compressAlgorithm is {compress}")
-        return cls(version, flags, capacity, grain_size, desc_offset, desc_size, gtes, rgd_offset,
-                   gd_offset, overhead, unclean, compress)
+        return cls(
+            version,
+            flags,
+            capacity,
+            grain_size,
+            desc_offset,
+            desc_size,
+            gtes,
+            rgd_offset,
+            gd_offset,
+            overhead,
+            unclean,
+            compress,
+        )
 
     def check_layout(self, name: str, file_size: int) -> None:
         """Check that the descriptor, GD and RGD lie inside a file of ``file_size`` bytes."""
@@ -151,8 +190,7 @@ class SparseHeader:
 
 def _check_area(where: str, field_name: str, sector: int, count: int, file_size: int) -> None:
     if (sector + count) * SECTOR_SIZE > file_size:
-        raise DiskError(f"{where}: {field_name} {sector} (+{count} sectors) lies outside the file "
-                        f"({file_size} bytes)")
+        raise DiskError(f"{where}: {field_name} {sector} (+{count} sectors) lies outside the file ({file_size} bytes)")
 
 
 def read_header(fd: int, name: str) -> SparseHeader:
@@ -166,11 +204,18 @@ class SparseLayout:
     header: SparseHeader
 
     @classmethod
-    def plan(cls, capacity: int, grain_size: int = DEFAULT_GRAIN_SIZE, descriptor_size: int = 0,
-             version: int = 1, flags: int = FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD,
-             gtes_per_gt: int = DEFAULT_GTES_PER_GT) -> SparseLayout:
-        h = SparseHeader(version=version, flags=flags, capacity=capacity, grain_size=grain_size,
-                         num_gtes_per_gt=gtes_per_gt)
+    def plan(
+        cls,
+        capacity: int,
+        grain_size: int = DEFAULT_GRAIN_SIZE,
+        descriptor_size: int = 0,
+        version: int = 1,
+        flags: int = FLAG_VALID_NEWLINE_DETECTOR | FLAG_USE_REDUNDANT_GD,
+        gtes_per_gt: int = DEFAULT_GTES_PER_GT,
+    ) -> SparseLayout:
+        h = SparseHeader(
+            version=version, flags=flags, capacity=capacity, grain_size=grain_size, num_gtes_per_gt=gtes_per_gt
+        )
         h.descriptor_offset = 1 if descriptor_size else 0
         h.descriptor_size = descriptor_size
         gt_area = h.num_gts * h.gt_sectors
@@ -188,12 +233,12 @@ class SparseLayout:
         if descriptor:
             if len(descriptor) > h.descriptor_size * SECTOR_SIZE:
                 raise DiskError(f"descriptor of {len(descriptor)} bytes does not fit {h.descriptor_size} sectors")
-            out[SECTOR_SIZE:SECTOR_SIZE + len(descriptor)] = descriptor
+            out[SECTOR_SIZE : SECTOR_SIZE + len(descriptor)] = descriptor
         for gd in (h.rgd_offset, h.gd_offset):
             first_gt = gd + h.gd_sectors
             entries = array("I", (first_gt + i * h.gt_sectors for i in range(h.num_gts)))
             raw = entries.tobytes() if _LITTLE else _swapped(entries)
-            out[gd * SECTOR_SIZE:gd * SECTOR_SIZE + len(raw)] = raw
+            out[gd * SECTOR_SIZE : gd * SECTOR_SIZE + len(raw)] = raw
         return bytes(out)
 
 
@@ -246,8 +291,9 @@ class GrainTables:
 
     def _check_table(self, sector: int, what: str) -> None:
         if (sector + self.h.gt_sectors) * SECTOR_SIZE > self.file_size:
-            raise DiskError(f"{self.name}: {what}: grain table at sector {sector} lies outside the file "
-                            f"({self.file_size} bytes)")
+            raise DiskError(
+                f"{self.name}: {what}: grain table at sector {sector} lies outside the file ({self.file_size} bytes)"
+            )
 
     def entry(self, grain: int) -> int:
         table = self.gt(grain // self.h.num_gtes_per_gt)

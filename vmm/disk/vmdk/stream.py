@@ -44,14 +44,15 @@ def read_footer(fd: int, name: str, file_size: int) -> SparseHeader:
     _, _, marker_type = _MARKER.unpack_from(tail, 0)
     if marker_type != MARKER_FOOTER:
         raise DiskError(f"{name}: stream footer: footer marker type is {marker_type}, expected {MARKER_FOOTER}")
-    header = SparseHeader.parse(tail[SECTOR_SIZE:2 * SECTOR_SIZE], f"{name} (footer)")
+    header = SparseHeader.parse(tail[SECTOR_SIZE : 2 * SECTOR_SIZE], f"{name} (footer)")
     if header.gd_offset == GD_AT_END:
         raise DiskError(f"{name}: stream footer: gdOffset is still GD_AT_END")
     return header
 
 
-def read_compressed_grain(fd: int, sector: int, header: SparseHeader, file_size: int, name: str,
-                          expected_lba: int) -> bytes:
+def read_compressed_grain(
+    fd: int, sector: int, header: SparseHeader, file_size: int, name: str, expected_lba: int
+) -> bytes:
     """Inflate the grain stored at ``sector``; always exactly one grain of bytes."""
     offset = sector * SECTOR_SIZE
     grain_bytes = header.grain_bytes
@@ -88,8 +89,13 @@ def _marker(num_sectors: int, marker_type: int) -> bytes:
     return _pad(_MARKER.pack(num_sectors, 0, marker_type))
 
 
-def write_stream(path: str, source: BlockDevice, descriptor_text: Callable[[], bytes],
-                 grain_size: int = 128, progress: Callable[[int, int], None] | None = None) -> None:
+def write_stream(
+    path: str,
+    source: BlockDevice,
+    descriptor_text: Callable[[], bytes],
+    grain_size: int = 128,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Write ``source`` as a VMware-layout streamOptimized file at ``path`` (which must not exist).
 
     Grains that are all zeros are left out (their GT entries stay 0). ``descriptor_text``
@@ -99,9 +105,12 @@ def write_stream(path: str, source: BlockDevice, descriptor_text: Callable[[], b
     header = SparseHeader(
         version=3,
         flags=FLAG_VALID_NEWLINE_DETECTOR | FLAG_COMPRESSED | FLAG_MARKERS,
-        capacity=capacity, grain_size=grain_size,
-        descriptor_offset=1, descriptor_size=STREAM_DESCRIPTOR_SECTORS,
-        gd_offset=GD_AT_END, compress_algorithm=COMPRESSION_DEFLATE,
+        capacity=capacity,
+        grain_size=grain_size,
+        descriptor_offset=1,
+        descriptor_size=STREAM_DESCRIPTOR_SECTORS,
+        gd_offset=GD_AT_END,
+        compress_algorithm=COMPRESSION_DEFLATE,
     )
     header.overhead = -(-(1 + STREAM_DESCRIPTOR_SECTORS) // grain_size) * grain_size
     desc = descriptor_text()
@@ -121,7 +130,7 @@ def write_stream(path: str, source: BlockDevice, descriptor_text: Callable[[], b
                 lba = (table_index * gtes + slot) * grain_size
                 count = min(grain_size, capacity - lba)
                 data = source.read(lba, count)
-                if data != zero[:len(data)]:
+                if data != zero[: len(data)]:
                     compressed = zlib.compress(data.ljust(header.grain_bytes, b"\0"), 6)
                     record = _pad(_GRAIN_MARKER.pack(lba, len(compressed)) + compressed)
                     f.write(record)

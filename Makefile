@@ -6,8 +6,9 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 # syslinux, syslinux-common, mtools, dosfstools, fdisk: the Linux guest's disk image (guests/linux).
+# libslirp-dev (pulls libslirp0): `--nic user`, QEMU's user-mode network stack (csrc/build_slirp.py).
 APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch \
-                syslinux syslinux-common mtools dosfstools fdisk
+                syslinux syslinux-common mtools dosfstools fdisk libslirp-dev
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
 LINUX_BUNDLE := guests/build/linux/debian/debian.vmx
@@ -130,6 +131,6 @@ lint: setup
 	$(BIN)/ruff format --check vmm tests bench
 
 clean:
-	rm -rf build vmm/*.so vmm/_uc_glue.c vmm/_kvm_ffi.c
+	rm -rf build vmm/*.so vmm/_uc_glue.c vmm/_kvm_ffi.c vmm/_slirp_ffi.c
 	$(MAKE) -C firmware clean
 	$(MAKE) -C guests clean

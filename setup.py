@@ -2,4 +2,5 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build_uc_glue.py:ffibuilder", "csrc/build_kvm.py:ffibuilder"])
+setup(cffi_modules=["csrc/build_uc_glue.py:ffibuilder", "csrc/build_kvm.py:ffibuilder",
+                     "csrc/build_slirp.py:ffibuilder"])

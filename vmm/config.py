@@ -49,6 +49,7 @@ class NicConfig:
     connection: str = "user"  # user | loopback | null (backends in vmm.net.backend)
     mac: str | None = None  # None: derived from the VM's name and the slot (stable per bundle)
     pcap: Path | None = None  # record the NIC's frames here
+    options: dict[str, str] = field(default_factory=dict)  # the backend's own (user: net=, hostfwd=...)
 
 
 @dataclass

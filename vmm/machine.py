@@ -28,6 +28,7 @@ from vmm.errors import ImageError
 from vmm.exits import GUEST_ENDED, MachineExit, Stops
 from vmm.irq import IrqLine, NullIrqLine
 from vmm.memory import GuestMemory
+from vmm.net.hostwait import poll_all, wait_for_traffic
 from vmm.physmap import DEFAULT_BIOS, ROOT, load_rom, physical_map
 from vmm.snapshot.state import MachineState, capture, restore
 
@@ -87,6 +88,8 @@ class Machine(MachineApi):
         self._attach_data_window()
         self.clock.attach(lambda: self.cpu.instructions)
         self.clock.on_arm = self._on_timer_armed
+        # NIC backends fed from host sockets: polled between slices, waited on while idle.
+        self.external_nets = [b for b in self.pci.backends if b.external] if self.pci else []
         self.power_on()
 
     # ---- construction ----
@@ -297,6 +300,8 @@ class Machine(MachineApi):
                     poll()
                     if self.exit is not None:  # the host side stopped the machine
                         break
+                if self.external_nets:
+                    poll_all(self.external_nets)
                 if limit is not None and self.cpu.instructions >= limit:
                     self.exit = MachineExit("limit", detail=f"stopped after {max_instructions:,} instructions")
                     break
@@ -411,6 +416,13 @@ class Machine(MachineApi):
             self.exit = MachineExit("idle", detail="the guest idles (HLT with interrupts on)")
             return
         now = self.clock.now_ns()
+        if deadline > now and self.external_nets:
+            waited = wait_for_traffic(self.external_nets, deadline - now)  # vmm/net/hostwait.py
+            if not self.clock.realtime:
+                self.clock.idle(waited)
+                self.cpu.advance_tsc(waited)
+            self.clock.run_due()
+            return
         if deadline > now:
             if pace and not self.clock.realtime:
                 ahead = (deadline - virtual_start) / 1e9 - (time.monotonic() - wall_start)

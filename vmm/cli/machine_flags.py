@@ -225,4 +225,8 @@ def make_machine(config: MachineConfig, serial_out=None):
     factory = cpu_factory_for(
         config.accel, report=lambda line: print(f"vmm: {line}", file=sys.stderr), irqchip=config.irqchip
     )
-    return Machine(config, serial_out=serial_out, cpu_factory=factory)
+    machine = Machine(config, serial_out=serial_out, cpu_factory=factory)
+    for backend in machine.pci.backends if machine.pci else []:  # e.g. the port a hostfwd got
+        for note in getattr(getattr(backend, "inner", backend), "notes", []):
+            print(f"vmm: {note}", file=sys.stderr, flush=True)
+    return machine

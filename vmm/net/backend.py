@@ -13,6 +13,7 @@ The user-mode NAT and the switch plug in behind the same interface.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,10 @@ class NetBackend:
 
     kind = "null"
     link_up = True
+    # True: frames arrive from outside virtual time (host sockets): the machine polls the
+    # backend between slices and, while the guest idles, waits on ``fds()`` in host time
+    # (docs/design-notes.md, "Networks"; /work/notes/net-backend-api.md).
+    external = False
 
     def __init__(self) -> None:
         self.deliver: Callable[[bytes], None] = lambda _frame: None
@@ -37,6 +42,17 @@ class NetBackend:
 
     def send(self, frame: bytes) -> None:
         """A frame from the guest (dropped by the null backend)."""
+
+    def fds(self) -> list[int]:
+        """Host file descriptors to wait on (readable) while the guest idles."""
+        return []
+
+    def poll(self) -> None:
+        """Without blocking: take what is ready on the host side and deliver it."""
+
+    def timeout_ns(self) -> int | None:
+        """Host nanoseconds until the backend's next timer wants ``poll()`` (None: none)."""
+        return None
 
     def close(self) -> None:
         """Release host resources."""
@@ -59,6 +75,7 @@ class PcapTap(NetBackend):
         self.inner = inner
         self.kind = f"{inner.kind}+pcap"
         self.link_up = inner.link_up
+        self.external = inner.external
         self.now_ns = now_ns
         try:
             self.file = open(path, "wb")  # noqa: SIM115 - kept open for the run
@@ -73,6 +90,15 @@ class PcapTap(NetBackend):
         self.file.write(struct.pack("<IIII", seconds, nanoseconds, len(captured), len(frame)) + captured)
         self.file.flush()
 
+    def fds(self) -> list[int]:
+        return self.inner.fds()
+
+    def poll(self) -> None:
+        self.inner.poll()
+
+    def timeout_ns(self) -> int | None:
+        return self.inner.timeout_ns()
+
     def _received(self, frame: bytes) -> None:
         self._record(frame)
         self.deliver(frame)
@@ -86,12 +112,25 @@ class PcapTap(NetBackend):
         self.file.close()
 
 
-BACKENDS: dict[str, Callable[[], NetBackend]] = {"loopback": LoopbackBackend, "null": NetBackend}
+def _user(options: dict[str, str], name: str, now_ns: Callable[[], int]) -> NetBackend:
+    from vmm.net.slirp import open_user
+
+    return open_user(options, name, now_ns)
 
 
-def open_backend(kind: str) -> NetBackend:
+# kind -> factory(options, name, now_ns): options are the backend's own keys from --nic/.vmx,
+# now_ns the clock it lives on (the machine's virtual clock in a VM).
+BACKENDS: dict[str, Callable[[dict[str, str], str, Callable[[], int]], NetBackend]] = {
+    "loopback": lambda _options, _name, _now_ns: LoopbackBackend(),
+    "null": lambda _options, _name, _now_ns: NetBackend(),
+    "user": _user,
+}
+
+
+def open_backend(kind: str, options: dict[str, str] | None = None, name: str = "nic",
+                 now_ns: Callable[[], int] = time.monotonic_ns) -> NetBackend:  # fmt: skip
     factory = BACKENDS.get(kind)
     if factory is None:
         known = ", ".join(sorted(BACKENDS))
         raise ConfigError(f"network backend {kind!r} is not available in this vmm (available: {known})")
-    return factory()
+    return factory(dict(options or {}), name, now_ns)

@@ -72,7 +72,7 @@ class PciBoard:
             self.blk.append(device)
             devices.append(device)
         for nic in config.nics:
-            backend = self._backend(nic, now_ns)
+            backend = self._backend(nic, now_ns, config.name)
             mac = parse_mac(nic.mac or default_mac(config.name, nic.slot))
             device = VirtioNet(memory, mac, backend, name=nic.slot)
             self.nics.append(device)
@@ -87,8 +87,8 @@ class PciBoard:
         for slot, device in enumerate(devices, FIRST_DEVICE_SLOT):
             self.bus.plug(slot, device)
 
-    def _backend(self, nic: NicConfig, now_ns: Callable[[], int]) -> NetBackend:
-        backend = open_backend(nic.connection)
+    def _backend(self, nic: NicConfig, now_ns: Callable[[], int], vm_name: str) -> NetBackend:
+        backend = open_backend(nic.connection, nic.options, name=f"{vm_name}/{nic.slot}", now_ns=now_ns)
         if nic.pcap is not None:
             backend = PcapTap(backend, Path(nic.pcap), now_ns)
         self.backends.append(backend)

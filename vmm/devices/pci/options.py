@@ -1,7 +1,8 @@
 """Command-line flags of the `pc` machine's PCI devices (`vmm run`, `step`, `trace`...).
 
 ``--machine isapc|pc``, ``--virtio-disk FILE[,ro]`` (repeatable), ``--nic
-KIND[,mac=MAC][,pcap=FILE]`` (repeatable; ``none`` for no NIC), ``--balloon[=MIB]``,
+KIND[,mac=MAC][,pcap=FILE][,OPTION=VALUE...]`` (repeatable; ``none`` for no NIC; ``user``'s
+options in vmm/net/slirp_options.py), ``--balloon[=MIB]``,
 ``--no-rng``. Kept here so the CLI module only forwards to them.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from vmm.config import DiskConfig, MachineConfig, NicConfig
 from vmm.errors import ConfigError
+from vmm.net.slirp_options import USER_OPTIONS, parse_user_options
 
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 NIC_KINDS = ("user", "loopback", "null", "none")
@@ -24,7 +26,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--virtio-disk", metavar="IMG[,ro]", action="append",
                    help="a virtio-blk disk (raw or VMDK); repeatable; needs --machine pc")  # fmt: skip
     p.add_argument("--nic", metavar="KIND[,mac=M][,pcap=F]", action="append",
-                   help="virtio-net NIC: loopback, null, user or none; repeatable; needs --machine pc")  # fmt: skip
+                   help="virtio-net NIC: loopback, null, user or none; repeatable; needs --machine pc. "
+                        "user (NAT on libslirp, as QEMU's -netdev user): the guest gets 10.0.2.15 by DHCP, "
+                        "gateway 10.0.2.2, DNS 10.0.2.3; options net=ADDR/MASK, host=, dns=, dhcpstart=, "
+                        "restrict=on, ipv6=on, hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:GUESTPORT "
+                        "(repeatable; HOSTADDR 127.0.0.1 unless named; PORT 0: any free port, printed)")  # fmt: skip
     p.add_argument("--balloon", metavar="MIB", nargs="?", const=0, type=int,
                    help="a virtio-balloon; MIB: how much memory to ask the guest to give back at power-on")  # fmt: skip
     p.add_argument("--no-rng", action="store_true", help="no virtio-rng on the pc machine")
@@ -67,6 +73,12 @@ def parse_nic(spec: str, slot: str) -> NicConfig:
             nic.mac = value.lower()
         elif key == "pcap" and value:
             nic.pcap = Path(value)
+        elif kind == "user" and key in USER_OPTIONS and value:
+            # hostfwd= repeats: the rules are kept in order, joined with ';'
+            nic.options[key] = f"{nic.options[key]};{value}" if key == "hostfwd" and key in nic.options else value
         else:
-            raise ConfigError(f"--nic: bad option {option!r} (mac=52:54:00:12:34:56 or pcap=FILE)")
+            user = "; user: net=, host=, dns=, dhcpstart=, restrict=, ipv6=, hostfwd=" if kind == "user" else ""
+            raise ConfigError(f"--nic: bad option {option!r} (mac=52:54:00:12:34:56 or pcap=FILE{user})")
+    if kind == "user":
+        parse_user_options(nic.options)  # a bad address or rule is an error before the machine is built
     return nic

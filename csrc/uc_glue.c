@@ -7,10 +7,17 @@
  * (x86_cpu_do_interrupt, do_interrupt_x86_hardirq, ...); the hooks below call it
  * natively, so no Python runs per instruction, per interrupt or per exception.
  *
+ * Block starts: the patched libunicorn (csrc/unicorn/0003, uc_vmm_count_insns) counts
+ * instructions in the translated code, a block at a time when it starts (virtual time),
+ * and calls vmm_tb_attention at a block start only when the count reaches its limit --
+ * the deadline, or 0 while every block start needs a look (SYSCALL/SYSENTER to
+ * complete, an IRQ the CPU accepts; see rearm) -- in blocks entered other than by a
+ * direct jump while an IRQ waits for IF, and always in the blocks chosen at translation
+ * (the stage breakpoint's address, CPL 3 while stop_on_user: vmm_set_watch). That call
+ * stops at the deadline or the stage watch, takes a pending hardware IRQ, completes
+ * SYSCALL and SYSENTER. No C call at the start of a block otherwise.
+ *
  * Hooks installed by vmm_glue_new():
- *   UC_HOOK_BLOCK   counts instructions (virtual time), stops at the deadline, takes a
- *                   pending hardware IRQ when the CPU accepts it, completes SYSCALL and
- *                   SYSENTER.
  *   UC_HOOK_INTR    delivers every exception and software interrupt (SDM vol. 3 ch. 6),
  *                   remembering the last ones for the triple-fault report.
  *   UC_HOOK_INSN_INVALID  emulates RDRAND, RDSEED and RDPID from machine state (they
@@ -30,6 +37,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,17 +118,8 @@ static void (*p_tlb_flush)(void *cs);
 static int (*p_cpu_memory_rw_debug)(void *cs, uint64_t addr, void *buf, uint64_t len, bool is_write);
 static uint64_t (*p_qemu_ram_addr_from_host)(void *uc, void *host);
 static void (*p_tb_invalidate_phys_range)(void *uc, uint64_t start, uint64_t end);
-
-/* ---- instruction counts per translated block ----
- * The block hook gets a block's address and byte size; its instruction count comes
- * from Unicorn's TB cache once and is remembered here. */
-#define ICOUNT_SLOTS (1 << 16)
-struct icount_slot {
-    uint64_t pc;
-    uint64_t cr3;              /* the address space: processes share linear addresses */
-    uint32_t size;
-    uint32_t icount;
-};
+static uc_err (*p_uc_vmm_count_insns)(uc_engine *, bool (*)(uc_engine *, uint64_t, void *), void *,
+                                       struct vmm_counter **);
 
 static inline uint64_t *reg64(struct vmm_glue *g, int index) { return (uint64_t *)(g->env + OFF_REGS + 8 * index); }
 static inline uint64_t *eip_of(struct vmm_glue *g) { return (uint64_t *)(g->env + OFF_EIP); }
@@ -139,39 +138,6 @@ static long off_tsc_aux = -1;
 static long off_features = -1;      /* CPUX86State.features[]: FEAT_1_EDX, then FEAT_1_ECX */
 
 static inline uint64_t *env_u64(struct vmm_glue *g, long off) { return (uint64_t *)(g->env + off); }
-
-static struct icount_slot last_block; /* loops re-enter the same block: skip the hash */
-
-static uint32_t block_icount(struct vmm_glue *g, uint64_t pc, uint32_t size)
-{
-    /* A block is known by its linear address, byte size and address space; within one
-     * address space, code rewritten in place is caught by the flush on host writes
-     * (guest self-modifying code that keeps a block's size is not). */
-    uint64_t cr3 = *cr_of(g, 3);
-    if (last_block.pc == pc && last_block.size == size && last_block.cr3 == cr3 && last_block.icount)
-        return last_block.icount;
-    struct icount_slot *table = g->table;
-    uint64_t h = (pc ^ (pc >> 17) ^ ((uint64_t)size << 7) ^ (cr3 >> 12)) * 0x9E3779B97F4A7C15ull;
-    struct icount_slot *slot = &table[h >> (64 - 16)];
-    if (slot->pc == pc && slot->size == size && slot->cr3 == cr3 && slot->icount) {
-        last_block = *slot;
-        return slot->icount;
-    }
-    uc_tb tb;
-    uint32_t icount = 0;
-    memset(&tb, 0, sizeof tb);
-    g->icount_misses++;
-    if (p_uc_ctl(g->uc, UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2), pc, &tb) == UC_ERR_OK && tb.pc == pc)
-        icount = tb.icount;
-    if (icount == 0)
-        icount = size ? (size + 2) / 3 : 1; /* no TB found: estimate, still deterministic */
-    slot->pc = pc;
-    slot->cr3 = cr3;
-    slot->size = size;
-    slot->icount = icount;
-    last_block = *slot;
-    return icount;
-}
 
 static void record_fault(struct vmm_glue *g, int vector, int error_code, uint64_t pc, int soft)
 {
@@ -259,12 +225,38 @@ static void complete_sysenter(struct vmm_glue *g)
 
 static int emulate_undefined(struct vmm_glue *g);
 
-static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
+static inline int irq_accepted(struct vmm_glue *g)
+{
+    /* IF is tested inline first: with the line high and interrupts off (a PIC nobody
+     * programmed yet, a long cli section) this is asked often. */
+    return (*eflags_of(g) & RFLAGS_IF) && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD);
+}
+
+/* What the translated code compares the count with at a block start: 0 while the glue
+ * must look at every block start (SYSCALL to complete, an IRQ the CPU accepts), else
+ * the deadline. An IRQ line high while the CPU refuses it (IF clear, STI/MOV SS
+ * shadow) needs a look only where that can change: after STI, POPF, IRET, a task
+ * switch, an exception..., whose blocks QEMU's translator ends with a return to the
+ * execution loop or an indirect jump, never a direct jump to the next block (gen_eob,
+ * gen_jr in target/i386/translate.c). So unchained block starts look then, as the
+ * former block hook did at every block start, with the same result. */
+static void rearm(struct vmm_glue *g)
+{
+    int every = g->pending_syscall || (g->irq_line && irq_accepted(g));
+    g->c->limit = every ? 0 : g->deadline;
+    g->c->unchained_limit = g->irq_line && !every ? 0 : ~0ull;
+}
+
+/* A block at linear address 'address' starts and insns >= limit (uc_vmm_count_insns).
+ * Returns true: the block is counted and runs; false after uc_emu_stop: it is neither
+ * counted nor run (EIP stays at its start); or leaves through cpu_loop_exit after
+ * changing the CPU's course (the block is not counted: it did not run). The checks and
+ * their order are those of vmm's former block hook, so counts and stops are the same. */
+static bool vmm_tb_attention(uc_engine *uc, uint64_t address, void *user)
 {
     struct vmm_glue *g = user;
     (void)uc;
-    /* Every path that does not run this block leaves through cpu_loop_exit or the
-     * deadline stop: the block's instructions are counted only when it will run. */
+    g->attentions++;
     if (g->pending_syscall) {
         int kind = g->pending_syscall;
         g->pending_syscall = 0;
@@ -272,23 +264,24 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
             complete_syscall(g, address - seg_of(g, 1)->base);
         else
             complete_sysenter(g);
+        rearm(g);
         p_cpu_loop_exit(g->cs);
     }
     if (address == g->break_pc) {
         g->break_pc = ~0ull;
         g->stop_reason = VMM_STOP_BREAKPOINT;
         p_uc_emu_stop(g->uc);
-        return;
+        rearm(g);
+        return false;
     }
     if (g->stop_on_user && (*hflags_of(g) & HF_CPL_MASK) == 3) {
         g->stop_on_user = 0;
         g->stop_reason = VMM_STOP_USER;
         p_uc_emu_stop(g->uc);
-        return;
+        rearm(g);
+        return false;
     }
-    /* IF is tested inline first: with the line high and interrupts off (a PIC nobody
-     * programmed yet, a long cli section) this runs on every block. */
-    if (g->irq_line && (*eflags_of(g) & RFLAGS_IF) && p_x86_cpu_pending_interrupt(g->cs, CPU_INTERRUPT_HARD)) {
+    if (g->irq_line && irq_accepted(g)) {
         /* The INTA cycle: the PIC answers with the vector (and may answer spurious). */
         int vector = vmm_py_inta(g->py_handle);
         if (vector >= 0) {
@@ -297,19 +290,21 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
             g->delivering = vector;
             p_do_interrupt_x86_hardirq(g->env, vector, 1);
             g->delivering = -1;
+            rearm(g);
             p_cpu_loop_exit(g->cs);
         }
     }
     /* Stop at the first block boundary at or past the deadline. A block that crosses
      * it still runs whole (it may be longer than the budget left: refusing it would
      * never make progress), so a slice overshoots by less than one block. */
-    if (g->insns >= g->deadline) {
+    if (g->c->insns >= g->deadline) {
         g->stop_reason = VMM_STOP_DEADLINE;
         p_uc_emu_stop(g->uc);
-        return;
+        rearm(g);
+        return false;
     }
-    uint32_t n = block_icount(g, address, size);
-    g->insns += n;
+    rearm(g);
+    return true;
 }
 
 static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
@@ -410,6 +405,7 @@ static void hook_syscall(uc_engine *uc, void *user)
     if (!(*env_u64(g, off_efer) & EFER_SCE))
         p_raise_exception_err(g->env, 6, 0); /* #UD with RIP at the instruction */
     g->pending_syscall = 1;
+    g->c->limit = 0; /* completed at the next block start */
 }
 
 static void hook_sysenter(uc_engine *uc, void *user)
@@ -419,6 +415,7 @@ static void hook_sysenter(uc_engine *uc, void *user)
     if (!(*cr_of(g, 0) & CR0_PE) || (*env_u64(g, off_sysenter_cs) & 0xfffc) == 0)
         p_raise_exception_err(g->env, 13, 0);
     g->pending_syscall = 2;
+    g->c->limit = 0;
 }
 
 static int hook_cpuid(uc_engine *uc, void *user)
@@ -460,7 +457,7 @@ static int hook_rdtsc(uc_engine *uc, void *user)
 {
     struct vmm_glue *g = user;
     (void)uc;
-    uint64_t tsc = g->insns * g->tsc_per_insn + g->tsc_offset;
+    uint64_t tsc = g->c->insns * g->tsc_per_insn + g->tsc_offset;
     *reg64(g, 0) = (uint32_t)tsc;
     *reg64(g, 2) = tsc >> 32;
     return 1;
@@ -634,6 +631,11 @@ static int resolve(const char *path, char *err, int errlen)
     RESOLVE(p_cpu_memory_rw_debug, "cpu_memory_rw_debug_x86_64");
     RESOLVE(p_qemu_ram_addr_from_host, "qemu_ram_addr_from_host_x86_64");
     RESOLVE(p_tb_invalidate_phys_range, "tb_invalidate_phys_range_x86_64");
+    *(void **)&p_uc_vmm_count_insns = dlsym(lib, "uc_vmm_count_insns");
+    if (!p_uc_vmm_count_insns) {
+        snprintf(err, errlen, "%s is not vmm's patched libunicorn (no uc_vmm_count_insns): run `make`", path);
+        return -1;
+    }
     return 0;
 }
 
@@ -817,11 +819,10 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
     g->data_port = 0x10000; /* no data window */
     g->tsc_per_insn = 1;
     g->hide_apic = 1;
-    g->table = calloc(ICOUNT_SLOTS, sizeof(struct icount_slot));
     g->cs = p_qemu_get_cpu(uc, -1);
     if (!g->cs)
         g->cs = p_qemu_get_cpu(uc, 0);
-    if (!g->table || !g->cs) {
+    if (!g->cs) {
         snprintf(err, errlen, "cannot find Unicorn's CPU (qemu_get_cpu)");
         vmm_glue_free(g);
         return NULL;
@@ -843,7 +844,6 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
         vmm_glue_free(g);                                                                 \
         return NULL;                                                                      \
     }
-    ADD_HOOK(UC_HOOK_BLOCK, hook_block);
     ADD_HOOK(UC_HOOK_INTR, hook_intr);
     ADD_HOOK(UC_HOOK_INSN_INVALID, hook_invalid);
     ADD_HOOK(UC_HOOK_INSN, hook_in, UC_X86_INS_IN);
@@ -854,6 +854,14 @@ struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, 
     ADD_HOOK(UC_HOOK_INSN, hook_rdtsc, UC_X86_INS_RDTSC);
     ADD_HOOK(UC_HOOK_INSN, hook_rdtscp, UC_X86_INS_RDTSCP);
 #undef ADD_HOOK
+    if (p_uc_vmm_count_insns(uc, vmm_tb_attention, g, &g->c) != UC_ERR_OK || !g->c) {
+        snprintf(err, errlen, "unicorn refused instruction counting (uc_vmm_count_insns)");
+        vmm_glue_free(g);
+        return NULL;
+    }
+    g->c->unchained_word = eflags_of(g); /* entries with IF set can take a waiting IRQ */
+    g->c->unchained_mask = RFLAGS_IF;
+    rearm(g);
     return g;
 }
 
@@ -861,7 +869,6 @@ void vmm_glue_free(struct vmm_glue *g)
 {
     if (!g)
         return;
-    free(g->table);
     free(g);
 }
 
@@ -969,12 +976,6 @@ int vmm_invalidate_host_range(struct vmm_glue *g, void *host, uint64_t len)
     return 0;
 }
 
-void vmm_flush_icount(struct vmm_glue *g)
-{
-    memset(&last_block, 0, sizeof last_block);
-    memset(g->table, 0, ICOUNT_SLOTS * sizeof(struct icount_slot));
-}
-
 int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size)
 {
     struct hole_window *w = malloc(sizeof *w); /* lives as long as the engine */
@@ -993,6 +994,22 @@ int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size)
     w->g = g;
     w->base = base;
     return p_uc_mmio_map(g->uc, base, size, device_read, w, device_write, w);
+}
+
+/* The stage watch: stop before the block at break_pc (~0: none) runs, and before the
+ * first block at CPL 3. Blocks that must call the glue for them are chosen when they
+ * are translated, so a change drops the translated code. */
+void vmm_set_watch(struct vmm_glue *g, uint64_t break_pc, int stop_on_user)
+{
+    uint64_t mask = stop_on_user ? HF_CPL_MASK : 0;
+    g->break_pc = break_pc;
+    g->stop_on_user = stop_on_user != 0;
+    if (g->c->watch_pc != break_pc || g->c->watch_flags_mask != mask) {
+        g->c->watch_pc = break_pc;
+        g->c->watch_flags_mask = mask;
+        g->c->watch_flags = 3;
+        p_uc_ctl(g->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+    }
 }
 
 int vmm_pending_interrupt(struct vmm_glue *g)

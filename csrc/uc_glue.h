@@ -25,9 +25,31 @@ struct vmm_seg {
     uint32_t flags;            /* QEMU's layout: descriptor bits 32-63 */
 };
 
-struct vmm_glue {
-    /* Guest progress: instructions of every block entered. */
+/* The instruction counter of the patched libunicorn (struct uc_vmm_counter of
+ * csrc/unicorn/0003), in Unicorn's CPU state, read and written by the translated code:
+ * insns: guest progress, instructions of every block entered, counted by the
+ *   translated code itself when the block starts.
+ * limit: a block starts without calling the glue while insns < limit. Whoever changes
+ *   what the glue must look at a block start (deadline, irq_line) sets it to 0; the
+ *   glue recomputes it (vmm_tb_attention).
+ * unchained_limit, unchained_word, unchained_mask: lower limit when a block is entered
+ *   other than by a direct jump with EFLAGS.IF set (0 while an IRQ waits for the CPU
+ *   to accept it: only such entries can follow a change of IF).
+ * watch_pc, watch_flags_mask, watch_flags: blocks that always call the glue (the stage
+ *   breakpoint; CPL 3 while stop_on_user), set by vmm_set_watch. */
+struct vmm_counter {
     uint64_t insns;
+    uint64_t limit;
+    uint64_t unchained_limit;
+    const uint64_t *unchained_word;
+    uint64_t unchained_mask;
+    uint64_t watch_pc;
+    uint64_t watch_flags_mask;
+    uint64_t watch_flags;
+};
+
+struct vmm_glue {
+    struct vmm_counter *c;
     /* Stop at the first block boundary where insns would pass this. */
     uint64_t deadline;
     /* The interrupt controller's INTR output. */
@@ -48,13 +70,14 @@ struct vmm_glue {
     uint64_t fault_count;
     uint64_t irqs_delivered;
     uint64_t exceptions_delivered;
+    uint64_t attentions;               /* block starts that called the glue */
     uint64_t unclaimed_accesses;
     /* The last unbacked physical accesses: address | 1 << 63 for writes. */
     uint64_t unclaimed_ring[VMM_FAULT_RING];
-    uint64_t icount_misses;
-    /* Linear address that stops the run before its block executes (debugger), or ~0. */
+    /* Linear address that stops the run before its block executes, or ~0; and stop
+     * before the first block run at CPL 3: both set with vmm_set_watch. */
     uint64_t break_pc;
-    int stop_on_user;                  /* stop before the first block run at CPL 3 */
+    int stop_on_user;
     int hide_apic;                     /* clear CPUID's APIC bits: vmm has no local APIC */
     /* RDRAND and RDSEED answer from this generator (splitmix64), part of the machine
      * state: a restored machine continues the same sequence. */
@@ -76,7 +99,6 @@ struct vmm_glue {
     void *uc;
     void *cs;
     char *env;
-    void *table;
 };
 
 struct vmm_glue *vmm_glue_new(const char *libunicorn_path, void *uc, char *err, int errlen);
@@ -89,11 +111,11 @@ uint64_t vmm_get_env_u64(struct vmm_glue *g, int field);
 void vmm_set_env_u64(struct vmm_glue *g, int field, uint64_t value);
 void vmm_set_a20(struct vmm_glue *g, int enabled);
 int vmm_get_a20(struct vmm_glue *g);
-void vmm_flush_icount(struct vmm_glue *g);
 int vmm_invalidate_host_range(struct vmm_glue *g, void *host, uint64_t len);
 int vmm_map_hole(struct vmm_glue *g, uint64_t base, uint64_t size);
 int vmm_map_device(struct vmm_glue *g, uint64_t base, uint64_t size);
 int vmm_pending_interrupt(struct vmm_glue *g);
+void vmm_set_watch(struct vmm_glue *g, uint64_t break_pc, int stop_on_user);
 const char *vmm_glue_layout(struct vmm_glue *g);
 
 /* Fields for vmm_get_env_u64 / vmm_set_env_u64. */

@@ -128,3 +128,88 @@ def test_a_crash_of_the_cpu_core_is_reported_in_one_line():
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("vmm: fatal: the process died of SIGSEGV")
+
+
+LOOP_100K = """
+    mov ecx, 100000
+1:  dec ecx
+    jnz 1b
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_instructions_are_counted_in_translated_code():
+    # 0003: the translated code counts; the glue is called only at a deadline, an IRQ,
+    # a watched block... not once per block as with the former block hook.
+    cpu, _, _ = make_cpu(LOOP_100K)
+    assert cpu.run(10**9).reason == StopReason.REQUESTED
+    assert cpu.instructions == 1 + 1 + 2 * 100_000 + 3
+    assert cpu.stats["block_start_calls"] <= 3
+
+
+def test_a_deadline_splits_the_count_exactly_where_the_block_hook_did():
+    cpu, _, _ = make_cpu(LOOP_100K)
+    # Whole blocks: a run stops at the first block boundary at or past its deadline.
+    assert cpu.run(1001).reason == StopReason.DEADLINE
+    assert cpu.instructions == 1002  # far jmp + mov (1 block), then 2-instruction blocks
+    assert cpu.run(10**9).reason == StopReason.REQUESTED
+    assert cpu.instructions == 1 + 1 + 2 * 100_000 + 3
+
+
+IRQ_UNDER_CLI = """
+    xor ax, ax
+    mov ds, ax
+    mov ss, ax
+    mov sp, 0x7000
+    mov word ptr [0x20 * 4], offset handler
+    mov word ptr [0x20 * 4 + 2], 0xF000
+    cli
+    mov ecx, 50000
+1:  dec ecx
+    jnz 1b
+    mov ecx, 1000
+2:  loop 2b
+    mov al, '1'
+    out 0xE9, al
+    pushf
+    pop ax
+    or ax, 0x200
+    push ax
+    popf
+    mov al, '2'
+    out 0xE9, al
+    cli
+    mov al, '3'
+    out 0xE9, al
+    sti
+    mov al, '4'
+    out 0xE9, al
+    mov al, 1
+    out 0xF4, al
+    hlt
+handler:
+    push ax
+    mov al, 'I'
+    out 0xE9, al
+    pop ax
+    iret
+"""
+
+
+def test_an_irq_raised_under_cli_is_taken_right_after_popf_or_sti():
+    # While the line is high and IF clear, the glue looks only at blocks entered other
+    # than by a direct jump (after POPF, STI, IRET...), not at every block of the loops.
+    cpu, platform, _ = make_cpu(IRQ_UNDER_CLI)
+    cpu.set_irq_line(True)
+    assert cpu.run(10**8).reason == StopReason.REQUESTED
+    assert platform.bytes_to(0xE9) == b"1I234"
+    assert platform.acks == 1
+    assert cpu.stats["block_start_calls"] < 100
+    # Without the POPF, IF stays clear until the STI: taken after its one-instruction
+    # shadow.
+    cpu2, platform2, _ = make_cpu(IRQ_UNDER_CLI.replace("    popf\n", "    pop ax\n"))
+    cpu2.set_irq_line(True)
+    assert cpu2.run(10**8).reason == StopReason.REQUESTED
+    assert platform2.bytes_to(0xE9) == b"123I4"

@@ -97,6 +97,7 @@ class UnicornCpu(UnicornState):
         if glue == ffi.NULL:
             raise CpuError(f"unicorn self-check failed: {ffi.string(err).decode()}")
         self._g = glue
+        self._c = glue.c  # the instruction counter, in Unicorn's CPU state
         if not faulthandler.is_enabled():
             # One line instead of a silent SIGSEGV if the CPU core crashes (under pytest
             # or python -X faulthandler, Python's own traceback dump stays in charge).
@@ -136,18 +137,18 @@ class UnicornCpu(UnicornState):
 
     @property
     def instructions(self) -> int:
-        return self._g.insns
+        return self._c.insns
 
     @instructions.setter
     def instructions(self, value: int) -> None:
-        self._g.insns = value
+        self._c.insns = value
 
     @property
     def stats(self) -> dict[str, int]:
         g = self._g
         return {"irqs": g.irqs_delivered, "exceptions": g.exceptions_delivered,
-                "unclaimed": g.unclaimed_accesses, "icount_misses": g.icount_misses,
-                "random_reads": g.random_reads}  # fmt: skip
+                "unclaimed": g.unclaimed_accesses, "random_reads": g.random_reads,
+                "block_start_calls": g.attentions}  # fmt: skip
 
     def unclaimed_memory(self) -> tuple[int, list[tuple[int, str]]]:
         """How many accesses hit unbacked physical memory, and the last few (addr, read|write)."""
@@ -161,6 +162,7 @@ class UnicornCpu(UnicornState):
 
     def set_irq_line(self, level: bool) -> None:
         self._g.irq_line = 1 if level else 0
+        self._c.limit = 0  # the next block start looks (see uc_glue.h)
 
     def request_stop(self) -> None:
         if self._g.stop_reason == lib.VMM_STOP_NONE:
@@ -169,11 +171,11 @@ class UnicornCpu(UnicornState):
 
     def set_breakpoint(self, linear: int | None) -> None:
         """Stop before the block starting at ``linear`` runs (one-shot)."""
-        self._g.break_pc = 0xFFFFFFFFFFFFFFFF if linear is None else linear
+        lib.vmm_set_watch(self._g, 0xFFFFFFFFFFFFFFFF if linear is None else linear, self._g.stop_on_user)
 
     def watch_user_mode(self, enabled: bool) -> None:
         """Stop (StopReason.USER) before the first block that would run at CPL 3."""
-        self._g.stop_on_user = 1 if enabled else 0
+        lib.vmm_set_watch(self._g, self._g.break_pc, 1 if enabled else 0)
 
     @property
     def tsc_offset(self) -> int:
@@ -201,6 +203,7 @@ class UnicornCpu(UnicornState):
         debugger's, retires its exact count and leaves timers to its caller.)"""
         if self._block_run and instructions < self._g.deadline:
             self._g.deadline = instructions
+            self._c.limit = 0
 
     def serve_data_port(self, port: int, buffer: bytearray | None, position: int, writing: bool,
                         done: Callable[[int], None]) -> None:  # fmt: skip
@@ -228,8 +231,9 @@ class UnicornCpu(UnicornState):
             self._data_done(moved)
 
     def run(self, max_instructions: int) -> RunResult:
-        g = self._g
-        g.deadline = g.insns + max(1, max_instructions)
+        g, c = self._g, self._c
+        g.deadline = c.insns + max(1, max_instructions)
+        c.limit = 0
         self._block_run = True
         try:
             while True:
@@ -248,15 +252,15 @@ class UnicornCpu(UnicornState):
         Uses Unicorn's counting mode, which instruments every instruction: for stepping
         and tracing only. Interrupts are still taken at block boundaries, so a timer IRQ
         due during the steps is delivered as in a normal run."""
-        before = self._g.insns
+        before = self._c.insns
         try:
             result, _counted = self.run_counted(count)
         finally:
             self.flush_translations()
         # The block hook counted whole blocks; the steps themselves are what retired.
-        self._g.insns = before + count
+        self._c.insns = before + count
         if result is not None and result.reason == StopReason.ERROR:
-            self._g.insns = before
+            self._c.insns = before
             return result
         if result is not None and result.reason in (StopReason.SHUTDOWN, StopReason.REQUESTED):
             return result
@@ -267,24 +271,26 @@ class UnicornCpu(UnicornState):
         (instrumenting each: the debugger's slow path). Returns the decoded stop (None:
         the count ran out, or nothing the machine must see) and the glue's whole-block
         count of what ran, which the caller trims (only the last block overshoots)."""
-        g = self._g
+        g, c = self._g, self._c
         # Unicorn adds its counting hook without dropping blocks translated before: a
         # cached loop would run on uncounted. Translate afresh with the hook.
         self.flush_translations()
-        before = g.insns
+        before = c.insns
         g.deadline = 0xFFFFFFFFFFFFFFFF
+        c.limit = 0
         try:
             failed = self._emulate(count)
         finally:
-            g.deadline = g.insns
+            g.deadline = c.insns
+            c.limit = 0
         if failed is not None:
-            return failed, g.insns - before
+            return failed, c.insns - before
         result = self._decode_stop()
-        if result is not None and result.reason == StopReason.HALT and g.insns - before > count:
+        if result is not None and result.reason == StopReason.HALT and c.insns - before > count:
             # The glue counts the next block before the counting hook stops the run: an
             # overshoot means the count ran out, not that the CPU halted by itself.
             result = None
-        return result, g.insns - before
+        return result, c.insns - before
 
     def _emulate(self, count: int = 0) -> RunResult | None:
         """One emu_start from the current EIP; RunResult(ERROR) if Unicorn refused."""
@@ -345,10 +351,8 @@ class UnicornCpu(UnicornState):
         return self._g.stop_reason != lib.VMM_STOP_NONE
 
     def flush_translations(self) -> None:
-        """Drop every translated block (hooks are compiled into them) and the glue's
-        per-block instruction counts."""
+        """Drop every translated block (hooks are compiled into them)."""
         self._uc.ctl_flush_tb()
-        lib.vmm_flush_icount(self._g)
 
     def block_icount(self, linear: int) -> int:
         """Instructions the glue counts for the translated block entered at ``linear``
@@ -397,8 +401,7 @@ class UnicornCpu(UnicornState):
 
     def reset(self) -> None:
         self.set_state(X86State())
-        self._g.insns = 0
-        lib.vmm_flush_icount(self._g)
+        self._c.insns = 0
 
     def invalidate_code(self, addr: int, length: int) -> None:
         """Guest RAM at physical ``addr`` changed behind the CPU's back (a device's DMA, a
@@ -406,7 +409,6 @@ class UnicornCpu(UnicornState):
         host = ffi.cast("void *", self._ram_address + addr)
         if lib.vmm_invalidate_host_range(self._g, host, length) != 0:
             raise CpuError(f"guest RAM {addr:#x}+{length:#x} is not mapped in Unicorn")
-        lib.vmm_flush_icount(self._g)
 
     def set_a20(self, enabled: bool) -> None:
         """The A20 gate. Unicorn ignores QEMU's A20 mask, so vmm shows what real-mode code
@@ -435,7 +437,6 @@ class UnicornCpu(UnicornState):
         target = A20_WINDOW if enabled else 0
         self._uc.mem_map_ptr(A20_WINDOW, A20_WINDOW_SIZE, ucc.UC_PROT_ALL, self._ram_address + target)
         self._uc.ctl_flush_tb()
-        lib.vmm_flush_icount(self._g)
 
     def close(self) -> None:
         if self._g is not None:

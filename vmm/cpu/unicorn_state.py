@@ -113,7 +113,6 @@ class UnicornState:
         lib.vmm_set_env_u64(g, lib.VMM_ENV_HFLAGS2, lib.vmm_get_env_u64(g, lib.VMM_ENV_HFLAGS2) | 1)
         lib.vmm_update_hflags(g)
         self._uc.ctl_flush_tb()
-        lib.vmm_flush_icount(g)
 
     def _read_fxsave(self) -> bytes:
         """The x87/SSE state packed in the FXSAVE layout (SDM vol. 1, 10.5.1)."""

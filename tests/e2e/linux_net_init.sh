@@ -4,7 +4,8 @@
 # fetches a page from a host server through 10.0.2.2 (the host's loopback), then serves a
 # page with busybox httpd on port 80 for a host client coming in through hostfwd, and waits
 # for a line on the console before it leaves through port 0xF4. The kernel command line
-# says what to do: hostport=N (the host's server), bench=ping|tcp (bench/bench_usernet.py).
+# says what to do: hostport=N (the host's server), bench=ping|tcp and size=N (64 KiB blocks)
+# for bench/bench_usernet.py.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -13,11 +14,12 @@ mount -t devtmpfs devtmpfs /dev
 while read -r module; do
     [ -f "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
 done < /etc/modules
-hostport=""; bench=""
+hostport=""; bench=""; size=160
 for word in $(cat /proc/cmdline); do
     case "$word" in
         hostport=*) hostport=${word#hostport=} ;;
         bench=*) bench=${word#bench=} ;;
+        size=*) size=${word#size=} ;;
     esac
 done
 
@@ -40,13 +42,12 @@ ping -c 3 10.0.2.2 > /tmp/ping.out 2>&1
 echo "net-check: ping: $(grep -E 'packets transmitted' /tmp/ping.out)"
 
 if [ "$bench" = ping ]; then
-    echo "bench-ready: ping"
-    ping -c 50 -i 0.05 10.0.2.2 | tail -2 | sed 's/^/bench: /'
+    ping -c 50 -i 0.05 10.0.2.2 | sed 's/^/bench: /'
 elif [ "$bench" = tcp ]; then
-    echo "bench-ready: tcp"
-    read -r size
+    start=$(cut -d' ' -f1 /proc/uptime)
+    echo "bench: tcp start"
     dd if=/dev/zero bs=65536 count="$size" 2>/dev/null | nc 10.0.2.2 "$hostport"
-    echo "bench: sent $size x 64 KiB"
+    echo "bench: uptime $start $(cut -d' ' -f1 /proc/uptime)"
 else
     if [ -n "$hostport" ]; then
         echo "net-check: from host: $(wget -q -O - "http://10.0.2.2:$hostport/from-guest" 2>&1)"

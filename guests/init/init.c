@@ -100,6 +100,45 @@ static void load_services(void)
     }
 }
 
+static int prefix_mask(int prefix, unsigned int *mask)
+{
+    *mask = prefix <= 0 ? 0 : 0xFFFFFFFFu << (32 - prefix);
+    return 0;
+}
+
+/* Bring up eth0: its address comes from ip=A.B.C.D[/N] on the kernel command line, or,
+ * without one, 10.0.0.X where X is the last byte of the MAC address (so VMs on one
+ * switch with MACs ...:01, ...:02 are 10.0.0.1 and 10.0.0.2). */
+static void network_up(const char *args)
+{
+    struct netinfo ni;
+    if (netinfo(&ni) < 0) {
+        printf("init: no network interfaces\n");
+        return;
+    }
+    char text[32] = "", mac[18], addr[16];
+    unsigned int ip = 0, mask = 0;
+    int prefix = 24;
+    cmdline_value(args, "ip", text, sizeof text);
+    if (text[0]) {
+        if (parse_ipv4(text, &ip, &prefix) < 0) {
+            printf("init: ip=%s: not an IPv4 address (A.B.C.D or A.B.C.D/N)\n", text);
+            ip = 0;
+        } else if (prefix < 0) {
+            prefix = 24;
+        }
+    } else if (ni.mac[5] != 0 && ni.mac[5] != 255) {
+        ip = 0x0A000000u | ni.mac[5];
+    }
+    prefix_mask(prefix, &mask);
+    format_mac(mac, ni.mac);
+    if (ip && netconf(ip, mask) == 0)
+        printf("init: eth0 up, MAC %s, link %s, inet %s/%d\n", mac, ni.link ? "up" : "down",
+               format_ipv4(addr, ip), prefix);
+    else
+        printf("init: eth0 up, MAC %s, link %s, no IPv4 address\n", mac, ni.link ? "up" : "down");
+}
+
 static void start(struct service *s)
 {
     s->pid = spawn(s->path, s->args);
@@ -114,6 +153,13 @@ int main(const char *args)
     char name[32] = "unknown";
     cmdline_value(args, "name", name, sizeof name);
     printf("init: toyos ready on %s\n", name);
+    char team[32] = "";
+    cmdline_value(args, "team", team, sizeof team);
+    if (team[0])
+        printf("init: team ID %s\n", team);
+    else
+        printf("init: team ID not set (team=N on the kernel command line)\n");
+    network_up(args);
     load_services();
     for (int i = 0; i < nservices; i++)
         start(&services[i]);

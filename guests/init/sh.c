@@ -73,10 +73,197 @@ static void cmd_send(const char *text)
     printf("%s\n", reply);
 }
 
+/* ---- network: ifconfig and ping ------------------------------------------------------ */
+
+static unsigned char frame[ETH_FRAME_MAX];
+static unsigned char answer[ETH_FRAME_MAX];
+
+static void put16(unsigned char *p, unsigned int v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+static void put32(unsigned char *p, unsigned int v)
+{
+    put16(p, v >> 16);
+    put16(p + 2, v & 0xFFFF);
+}
+static unsigned int get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+static unsigned int get32(const unsigned char *p) { return get16(p) << 16 | get16(p + 2); }
+
+static unsigned int checksum(const unsigned char *p, unsigned int len)
+{
+    unsigned long sum = 0;
+    for (unsigned int i = 0; i + 1 < len; i += 2)
+        sum += get16(p + i);
+    if (len & 1)
+        sum += (unsigned)p[len - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return ~sum & 0xFFFF;
+}
+
+static int prefix_of(unsigned int mask)
+{
+    int n = 0;
+    while (n < 32 && (mask << n) & 0x80000000u)
+        n++;
+    return n;
+}
+
+static void cmd_ifconfig(char *args)
+{
+    struct netinfo ni;
+    if (netinfo(&ni) < 0) {
+        printf("ifconfig: no network interfaces\n");
+        return;
+    }
+    if (*args) {
+        char *addr = args;
+        if (!strncmp(args, "eth0", 4) && (args[4] == ' ' || !args[4])) {
+            addr = args + 4;
+            while (*addr == ' ')
+                addr++;
+        }
+        unsigned int ip;
+        int prefix;
+        if (parse_ipv4(addr, &ip, &prefix) < 0) {
+            printf("ifconfig: usage: ifconfig [eth0] [A.B.C.D[/N]]\n");
+            return;
+        }
+        if (prefix < 0)
+            prefix = 24;
+        netconf(ip, prefix ? 0xFFFFFFFFu << (32 - prefix) : 0);
+        netinfo(&ni);
+    }
+    char mac[18], ip[16], mask[16];
+    printf("eth0: %s, link %s\n", ni.driver, ni.link ? "up" : "down");
+    printf("      ether %s\n", format_mac(mac, ni.mac));
+    if (ni.ip)
+        printf("      inet %s/%d netmask %s\n", format_ipv4(ip, ni.ip), prefix_of(ni.netmask),
+               format_ipv4(mask, ni.netmask));
+    else
+        printf("      no IPv4 address\n");
+    printf("      pci 00:%02x.0 irq %u\n", ni.pci_dev, ni.irq);
+    printf("      RX packets %lu dropped %lu  TX packets %lu\n", ni.rx_frames, ni.rx_dropped, ni.tx_frames);
+}
+
+static void ethernet(const unsigned char *dst, const unsigned char *src, unsigned int type)
+{
+    memcpy(frame, dst, 6);
+    memcpy(frame + 6, src, 6);
+    put16(frame + 12, type);
+}
+
+/* Ask for target's MAC with ARP (three tries, a second each). 0 and mac filled on success. */
+static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned char *mac)
+{
+    static const unsigned char broadcast[6] = {255, 255, 255, 255, 255, 255};
+    for (int attempt = 0; attempt < 3; attempt++) {
+        ethernet(broadcast, ni->mac, 0x0806);
+        unsigned char *a = frame + 14;
+        put16(a, 1);                            /* Ethernet */
+        put16(a + 2, 0x0800);                   /* IPv4 */
+        a[4] = 6;
+        a[5] = 4;
+        put16(a + 6, 1);                        /* request */
+        memcpy(a + 8, ni->mac, 6);
+        put32(a + 14, ni->ip);
+        memset(a + 18, 0, 6);
+        put32(a + 24, target);
+        netsend(frame, 14 + 28);
+        long deadline = uptime_ms() + 1000;
+        for (long left = 1000; left > 0; left = deadline - uptime_ms()) {
+            long n = netrecv(answer, sizeof answer, left);
+            if (n <= 0)
+                break;
+            const unsigned char *r = answer + 14;
+            if (n >= 42 && get16(answer + 12) == 0x0806 && get16(r + 6) == 2 && get32(r + 14) == target) {
+                memcpy(mac, r + 8, 6);
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
+static void cmd_ping(char *args)
+{
+    struct netinfo ni;
+    unsigned int target;
+    int prefix;
+    char *count_text = args;
+    while (*count_text && *count_text != ' ')
+        count_text++;
+    while (*count_text == ' ')
+        count_text++;
+    long count = *count_text ? atol(count_text) : 3;
+    if (parse_ipv4(args, &target, &prefix) < 0 || prefix >= 0 || count < 1 || count > 100) {
+        printf("ping: usage: ping A.B.C.D [COUNT (1-100, default 3)]\n");
+        return;
+    }
+    if (netinfo(&ni) < 0 || !ni.ip) {
+        printf("ping: eth0 has no IPv4 address (ifconfig eth0 A.B.C.D)\n");
+        return;
+    }
+    char text[16];
+    format_ipv4(text, target);
+    printf("PING %s: 56 data bytes\n", text);
+    unsigned char mac[6];
+    long received = 0, sent = 0;
+    if (arp_resolve(&ni, target, mac) < 0) {
+        printf("ping: %s: no ARP reply (host unreachable)\n", text);
+    } else {
+        unsigned int id = (unsigned)getpid() & 0xFFFF;
+        for (long seq = 1; seq <= count; seq++) {
+            ethernet(mac, ni.mac, 0x0800);
+            unsigned char *ip = frame + 14, *icmp = ip + 20;
+            memset(ip, 0, 20);
+            ip[0] = 0x45;
+            put16(ip + 2, 20 + 8 + 56);
+            put16(ip + 4, (unsigned)seq);
+            ip[8] = 64;
+            ip[9] = 1;                          /* ICMP */
+            put32(ip + 12, ni.ip);
+            put32(ip + 16, target);
+            put16(ip + 10, checksum(ip, 20));
+            icmp[0] = 8;                        /* echo request */
+            icmp[1] = 0;
+            put16(icmp + 2, 0);
+            put16(icmp + 4, id);
+            put16(icmp + 6, (unsigned)seq);
+            for (int i = 0; i < 56; i++)
+                icmp[8 + i] = (unsigned char)(0x10 + i);
+            put16(icmp + 2, checksum(icmp, 8 + 56));
+            netsend(frame, 14 + 20 + 8 + 56);
+            sent++;
+            long deadline = uptime_ms() + 1000;
+            for (long left = 1000; left > 0; left = deadline - uptime_ms()) {
+                long n = netrecv(answer, sizeof answer, left);
+                if (n <= 0)
+                    break;
+                const unsigned char *rip = answer + 14, *ricmp = rip + (rip[0] & 15) * 4;
+                if (n < 14 + 20 + 8 || get16(answer + 12) != 0x0800 || rip[9] != 1 || get32(rip + 12) != target)
+                    continue;
+                if (ricmp[0] != 0 || get16(ricmp + 4) != id || get16(ricmp + 6) != (unsigned)seq)
+                    continue;
+                unsigned int bytes = get16(rip + 2) - (rip[0] & 15) * 4u;
+                printf("%u bytes from %s: icmp_seq=%ld ttl=%u\n", bytes, text, seq, rip[8]);
+                received++;
+                break;
+            }
+        }
+    }
+    printf("--- %s ping statistics ---\n", text);
+    printf("%ld packets transmitted, %ld received, %ld%% packet loss\n", sent, received,
+           sent ? (sent - received) * 100 / sent : 100);
+}
+
 static void help(void)
 {
     printf("commands: help, echo TEXT, ls, cat FILE, ps, run PATH [ARGS], crash, kill PID,\n"
-           "          send TEXT (to the echo service), uptime, reboot, poweroff\n");
+           "          send TEXT (to the echo service), ifconfig [eth0 A.B.C.D[/N]], ping A.B.C.D [N],\n"
+           "          uptime, reboot, poweroff\n");
 }
 
 int main(const char *args)
@@ -129,6 +316,10 @@ int main(const char *args)
                 printf("kill: %s: error %d\n", rest, r);
         } else if (!strcmp(cmd, "send"))
             cmd_send(rest);
+        else if (!strcmp(cmd, "ifconfig"))
+            cmd_ifconfig(rest);
+        else if (!strcmp(cmd, "ping"))
+            cmd_ping(rest);
         else if (!strcmp(cmd, "uptime"))
             printf("up %ld ms\n", uptime_ms());
         else if (!strcmp(cmd, "reboot"))

@@ -149,6 +149,30 @@ static void pic_init(void)
     outb(PIC2_DATA, 0xFF);
 }
 
+/* Handlers of PCI devices' interrupts: INTx lines are level-triggered and shared, so an
+ * IRQ runs every handler registered on it and each asks its own device. */
+#define MAX_HANDLERS 8
+static struct {
+    int irq;
+    void (*handler)(void);
+} handlers[MAX_HANDLERS];
+static int nhandlers;
+
+void irq_register(int irq, void (*handler)(void))
+{
+    if (irq < 0 || irq > 15 || irq == 2 || nhandlers == MAX_HANDLERS)
+        return;
+    handlers[nhandlers].irq = irq;
+    handlers[nhandlers].handler = handler;
+    nhandlers++;
+    if (irq >= 8) {
+        outb(PIC2_DATA, inb(PIC2_DATA) & ~(1 << (irq - 8)));
+        outb(PIC1_DATA, inb(PIC1_DATA) & ~(1 << 2));   /* the cascade */
+    } else {
+        outb(PIC1_DATA, inb(PIC1_DATA) & ~(1 << irq));
+    }
+}
+
 void pic_eoi(int irq)
 {
     if (irq >= 8)
@@ -216,12 +240,19 @@ struct trapframe *trap_dispatch(struct trapframe *tf)
             return tf;
         }
     }
-    pic_eoi(irq);
-    if (irq == 0)
+    if (irq == 0) {
+        pic_eoi(irq);
         return timer_tick(tf);
+    }
     if (irq == 4) {
+        pic_eoi(irq);
         serial_poll_input();
         return wake_from_idle(tf);
     }
-    return tf;
+    /* A level-triggered PCI line: the handlers make the devices drop it, then EOI. */
+    for (int i = 0; i < nhandlers; i++)
+        if (handlers[i].irq == irq)
+            handlers[i].handler();
+    pic_eoi(irq);
+    return wake_from_idle(tf);
 }

@@ -50,6 +50,15 @@ static inline uint16_t inw(uint16_t port)
     __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
     return v;
 }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+/* Orders memory accesses for the compiler; x86 keeps stores in order for the device. */
+#define barrier() __asm__ volatile("" ::: "memory")
 static inline uint64_t read_cr2(void)
 {
     uint64_t v;
@@ -102,10 +111,46 @@ uint64_t vm_translate(uint64_t pml4, uint64_t va, int need_write);  /* 0: not us
 void vm_free_user(uint64_t pml4);       /* free the user half (pages and tables) */
 int user_range_ok(uint64_t pml4, uint64_t va, uint64_t len, int write);
 extern uint64_t kernel_pml4;
+/* Device registers in the top physical GiB (PCI memory BARs: 0xC0000000-0xFFFFFFFF), mapped
+ * uncached at 0xFFFFFFFF00000000 + p. NULL if [pa, pa+len) is outside that window. */
+volatile void *mmio_map(uint64_t pa, uint64_t len);
 
 /* ata.c */
 uint32_t ata_init(void);                /* sector count of the primary master, 0: none */
 int ata_read(uint32_t lba, uint32_t count, void *buf);
+
+/* pci.c: configuration mechanism #1 (ports 0xCF8/0xCFC), bus 0 */
+struct pci_dev {
+    uint8_t bus, dev, fn, irq;      /* irq: the Interrupt Line register (0xFF: none) */
+    uint16_t vendor, device;
+    uint32_t class_code;            /* class, subclass, prog-if */
+};
+int pci_init(void);                 /* number of functions found; -1: no PCI bus */
+struct pci_dev *pci_find(uint16_t vendor, uint16_t device, int index);
+uint32_t pci_read32(const struct pci_dev *d, uint8_t off);
+void pci_write32(const struct pci_dev *d, uint8_t off, uint32_t v);
+uint8_t pci_read8(const struct pci_dev *d, uint8_t off);
+uint16_t pci_read16(const struct pci_dev *d, uint8_t off);
+void pci_write16(const struct pci_dev *d, uint8_t off, uint16_t v);
+/* Interrupt handlers for PCI devices (INTx lines are shared and level-triggered). */
+void irq_register(int irq, void (*handler)(void));
+
+/* virtio_net.c and net.c */
+int net_init(void);                 /* 1: eth0 found and up */
+void net_poll(void);
+long sys_netinfo(struct netinfo *info);
+long net_send_frame(const void *frame, uint64_t len);
+int net_rx_pending(void);
+long net_rx_pop(void *buf, uint64_t len);
+int net_set_ip(uint32_t ip, uint32_t mask);
+void net_input(const uint8_t *frame, uint32_t len);   /* from the driver */
+
+/* virtio_blk.c */
+uint64_t vblk_init(void);           /* sectors of the first virtio disk, 0: none */
+int vblk_read(uint64_t lba, uint32_t count, void *buf);
+
+/* disk.c: where the file system lives (ATA or virtio) */
+extern int (*disk_read)(uint64_t lba, uint32_t count, void *buf);
 
 /* fs.c */
 int fs_init(uint32_t lba, uint32_t sectors);

@@ -35,6 +35,18 @@ void kmain(uint64_t bootinfo_phys)
     mm_init(ALIGN_UP(V2P(_kernel_end), PAGE_SIZE));
     kprintf("kernel: paging on, %lu free pages\n", mm_free_pages());
 
+    int npci = pci_init();
+    if (npci < 0)
+        kprintf("kernel: pci: no configuration mechanism #1 (an ISA-only machine)\n");
+    else
+        kprintf("kernel: pci: %d functions on bus 0\n", npci);
+    if (npci > 0 && net_init()) {
+        extern struct netinfo eth0;
+        const uint8_t *m = eth0.mac;
+        kprintf("kernel: eth0: virtio-net at 00:%02x.0 irq %u, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s\n",
+                eth0.pci_dev, eth0.irq, m[0], m[1], m[2], m[3], m[4], m[5], eth0.link ? "up" : "down");
+    }
+
     uint32_t sectors = ata_init();
     if (!sectors)
         panic("no ATA disk on the primary channel");

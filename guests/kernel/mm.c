@@ -22,6 +22,7 @@
 #define USER_TOP 0x0000800000000000ull
 
 uint64_t kernel_pml4;
+static uint64_t kernel_pdpt;
 static uint64_t free_list;     /* physical address of the first free frame, 0 = none */
 static uint64_t free_count;
 
@@ -69,7 +70,7 @@ void mm_init(uint64_t kernel_end_phys)
 
     /* The kernel's own tables: PML4[511] -> PDPT[510] -> a PD of 512 2 MiB pages. */
     kernel_pml4 = frame_alloc();
-    uint64_t pdpt = frame_alloc();
+    uint64_t pdpt = kernel_pdpt = frame_alloc();
     uint64_t pd = frame_alloc();
     if (!pd)
         panic("mm: no memory for the kernel page tables");
@@ -79,6 +80,31 @@ void mm_init(uint64_t kernel_end_phys)
     ((uint64_t *)P2V(pdpt))[510] = pd | PTE_P | PTE_W;
     ((uint64_t *)P2V(kernel_pml4))[511] = pdpt | PTE_P | PTE_W;
     write_cr3(kernel_pml4);
+}
+
+#define PTE_PWT 0x008ull
+#define PTE_PCD 0x010ull
+#define MMIO_BASE 0xC0000000ull
+#define MMIO_END 0x100000000ull
+
+/* PDPT[511] (virtual 0xFFFFFFFFC0000000) maps physical 0xC0000000-0xFFFFFFFF with 2 MiB
+ * uncached pages, made on first use. Every PML4 shares the kernel's PDPT, so all
+ * processes see it. */
+volatile void *mmio_map(uint64_t pa, uint64_t len)
+{
+    if (pa < MMIO_BASE || len > MMIO_END - pa)
+        return 0;
+    uint64_t *pdpte = (uint64_t *)P2V(kernel_pdpt) + 511;
+    if (!(*pdpte & PTE_P)) {
+        uint64_t pd = frame_alloc();
+        if (!pd)
+            return 0;
+        uint64_t *pde = P2V(pd);
+        for (uint64_t i = 0; i < 512; i++)
+            pde[i] = (MMIO_BASE + (i << 21)) | PTE_P | PTE_W | PTE_PS | PTE_G | PTE_PCD | PTE_PWT;
+        *pdpte = pd | PTE_P | PTE_W;
+    }
+    return (volatile void *)(pa + 0xFFFFFFFF00000000ull);
 }
 
 uint64_t vm_new_space(void)

@@ -28,7 +28,8 @@ struct proc {
     enum state state;
     int reason;                 /* what a BLOCKED process waits for: a BLOCK_* value */
     int wait_arg;               /* pid for BLOCK_WAIT, channel for BLOCK_SEND/RECV */
-    uint64_t wake_tick;         /* SLEEPING until ticks reaches this */
+    uint64_t wake_tick;         /* SLEEPING until ticks reaches this; netrecv's deadline */
+    int net_waiting;            /* in netrecv: wake_tick holds its deadline */
     int exit_status;
     char name[PROC_NAME_MAX];
     uint64_t pml4;
@@ -247,7 +248,7 @@ static void proc_reap(struct proc *p)
 
 /* ---- scheduling --------------------------------------------------------------------------- */
 
-enum { BLOCK_READ = 1, BLOCK_WAIT, BLOCK_SEND, BLOCK_RECV };
+enum { BLOCK_READ = 1, BLOCK_WAIT, BLOCK_SEND, BLOCK_RECV, BLOCK_NET };
 
 static int has_zombie_child(struct proc *p, int pid);
 static int channel_ready(int reason, int chan);
@@ -265,6 +266,8 @@ static int runnable(struct proc *p)
             return console_line_ready();
         if (p->reason == BLOCK_WAIT)
             return has_zombie_child(p, p->wait_arg) != 0;
+        if (p->reason == BLOCK_NET)
+            return net_rx_pending() || ticks >= p->wake_tick;
         return channel_ready(p->reason, p->wait_arg);
     default:
         return 0;
@@ -300,6 +303,7 @@ struct trapframe *timer_tick(struct trapframe *tf)
 {
     ticks++;
     serial_poll_input();
+    net_poll();
     current->tf = tf;
     return schedule();
 }
@@ -588,6 +592,44 @@ struct trapframe *syscall_dispatch(struct trapframe *tf)
         }
         break;
     }
+    case SYS_NETINFO: {
+        struct netinfo info;
+        if (!USER_OK(a0, sizeof info, 1)) {
+            ret = E_FAULT;
+            break;
+        }
+        ret = sys_netinfo(&info);
+        if (ret == 0)
+            memcpy((void *)a0, &info, sizeof info);
+        break;
+    }
+    case SYS_NETSEND:
+        if (a1 > ETH_FRAME_MAX || !USER_OK(a0, a1, 0))
+            ret = a1 > ETH_FRAME_MAX ? E_FAIL : E_FAULT;
+        else
+            ret = net_send_frame((const void *)a0, a1);
+        break;
+    case SYS_NETRECV:
+        if (!USER_OK(a0, a1, 1)) {
+            ret = E_FAULT;
+            break;
+        }
+        if (!current->net_waiting) {        /* first time through (not a re-run after blocking) */
+            current->net_waiting = 1;
+            current->wake_tick = ticks + (a2 + 1000 / HZ - 1) / (1000 / HZ);
+        }
+        if (net_rx_pending()) {
+            ret = net_rx_pop((void *)a0, a1);
+        } else if (ticks >= current->wake_tick) {
+            ret = 0;
+        } else {
+            return block(tf, BLOCK_NET, 0);
+        }
+        current->net_waiting = 0;
+        break;
+    case SYS_NETCONF:
+        ret = net_set_ip((uint32_t)a0, (uint32_t)a1);
+        break;
     default:
         ret = E_FAIL;
     }

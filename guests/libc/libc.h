@@ -25,6 +25,17 @@ __attribute__((noreturn)) void poweroff(int code);
 long cmdline(char *buf, size_t len);
 long send(int chan, const void *buf, size_t len);
 long recv(int chan, void *buf, size_t len);
+int netinfo(struct netinfo *info);
+long netsend(const void *frame, size_t len);
+long netrecv(void *buf, size_t len, long timeout_ms);
+int netconf(unsigned int ip, unsigned int netmask);
+
+/* "10.0.0.1" or "10.0.0.1/24" -> *ip (host order) and *prefix (-1 if absent); 0 if valid. */
+int parse_ipv4(const char *text, unsigned int *ip, int *prefix);
+/* "10.0.0.1" into buf (at least 16 bytes). */
+char *format_ipv4(char *buf, unsigned int ip);
+/* "52:54:00:12:34:56" into buf (at least 18 bytes). */
+char *format_mac(char *buf, const unsigned char *mac);
 
 /* printf formats into a buffer and writes it with one write(): a line from one process is
  * never interleaved with another's. */

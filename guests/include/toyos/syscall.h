@@ -28,6 +28,10 @@
 #define SYS_CMDLINE  15   /* cmdline(buf, len)                   -> length            */
 #define SYS_SEND     16   /* send(channel, buf, len): blocks while the slot is full  */
 #define SYS_RECV     17   /* recv(channel, buf, len): blocks until a message arrives */
+#define SYS_NETINFO  18   /* netinfo(struct netinfo *)           -> 0, -2 no NIC      */
+#define SYS_NETSEND  19   /* netsend(frame, len): one Ethernet frame, 14..1514 bytes  */
+#define SYS_NETRECV  20   /* netrecv(buf, len, timeout_ms)       -> length, 0 timeout */
+#define SYS_NETCONF  21   /* netconf(ip, netmask): eth0's IPv4 address (host order)   */
 
 #define WNOHANG 1
 
@@ -55,5 +59,18 @@ struct fileinfo {
     unsigned int size;
     unsigned int flags;             /* bit 0: executable */
 };
+
+/* eth0 as netinfo() reports it. IPv4 addresses in host byte order (10.0.0.1 = 0x0A000001). */
+struct netinfo {
+    unsigned char mac[6];
+    unsigned char link;             /* 1: link up (virtio-net status) */
+    unsigned char pad;
+    unsigned int ip, netmask;
+    unsigned long rx_frames, tx_frames, rx_dropped;
+    char driver[16];                /* "virtio-net" */
+    unsigned char pci_dev, irq, pad2[2];
+};
+
+#define ETH_FRAME_MAX 1514          /* without the FCS */
 
 #endif

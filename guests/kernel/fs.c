@@ -24,9 +24,18 @@ struct dirent {
     uint32_t reserved;
 } __attribute__((packed));
 
+static int ata_read_lba(uint64_t lba, uint32_t count, void *buf)
+{
+    return lba > 0xFFFFFFFFull ? E_FAIL : ata_read((uint32_t)lba, count, buf);
+}
+
+/* Where the file system is read from: the ATA disk, or a virtio disk (main.c decides). */
+int (*disk_read)(uint64_t lba, uint32_t count, void *buf) = ata_read_lba;
+
 static struct dirent files[MAX_FILES];
 static int nfiles;
-static uint32_t fs_lba, fs_bytes;
+static uint64_t fs_lba;
+static uint32_t fs_bytes;
 static uint8_t sector_buf[SECTOR];
 static uint8_t dir_buf[SECTOR * 9];
 
@@ -34,7 +43,7 @@ int fs_init(uint32_t lba, uint32_t sectors)
 {
     fs_lba = lba;
     fs_bytes = sectors * SECTOR;
-    if (ata_read(lba, 1, sector_buf))
+    if (disk_read(lba, 1, sector_buf))
         return E_FAIL;
     struct superblock *sb = (struct superblock *)sector_buf;
     if (memcmp(sb->magic, "TOYFS1\0\0", 8) || sb->version != 1)
@@ -44,7 +53,7 @@ int fs_init(uint32_t lba, uint32_t sectors)
     uint32_t dir_end = sb->dir_off + sb->nfiles * sizeof(struct dirent);
     uint32_t dir_sectors = (dir_end + SECTOR - 1) / SECTOR;
     nfiles = (int)sb->nfiles;
-    if (ata_read(lba, dir_sectors, dir_buf))
+    if (disk_read(lba, dir_sectors, dir_buf))
         return E_FAIL;
     memcpy(files, dir_buf + sizeof *sb, nfiles * sizeof(struct dirent));
     for (int i = 0; i < nfiles; i++) {
@@ -83,7 +92,7 @@ long fs_read(int idx, uint64_t off, void *buf, uint64_t len)
         uint64_t n = SECTOR - in_sector;
         if (n > len - done)
             n = len - done;
-        if (ata_read(fs_lba + (uint32_t)(pos / SECTOR), 1, sector_buf))
+        if (disk_read(fs_lba + pos / SECTOR, 1, sector_buf))
             return E_FAIL;
         memcpy(out + done, sector_buf + in_sector, n);
         done += n;

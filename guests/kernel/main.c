@@ -47,14 +47,33 @@ void kmain(uint64_t bootinfo_phys)
                 eth0.pci_dev, eth0.irq, m[0], m[1], m[2], m[3], m[4], m[5], eth0.link ? "up" : "down");
     }
 
+    /* The boot disk is the BIOS's (ATA). The file system lives there, unless the first
+     * virtio disk holds a TOYFS image from sector 0: then it is read from that disk. */
     uint32_t sectors = ata_init();
-    if (!sectors)
-        panic("no ATA disk on the primary channel");
-    kprintf("kernel: disk 0: %u sectors\n", sectors);
-    int nfiles = fs_init(boot_info->fs_lba, boot_info->fs_sectors);
-    if (nfiles < 0)
-        panic("no TOYFS file system at LBA %u", boot_info->fs_lba);
-    kprintf("kernel: fs: %d files\n", nfiles);
+    if (sectors)
+        kprintf("kernel: disk 0: %u sectors\n", sectors);
+    uint64_t vsectors = npci > 0 ? vblk_init() : 0;
+    int nfiles = -1;
+    if (vsectors) {
+        kprintf("kernel: virtio disk 0: %lu sectors\n", vsectors);
+        int (*ata)(uint64_t, uint32_t, void *) = disk_read;
+        disk_read = vblk_read;
+        nfiles = fs_init(0, vsectors > 0x7FFFFF ? 0x7FFFFF : (uint32_t)vsectors);
+        if (nfiles >= 0) {
+            kprintf("kernel: fs: %d files on virtio disk 0\n", nfiles);
+        } else {
+            kprintf("kernel: virtio disk 0: no TOYFS file system at sector 0\n");
+            disk_read = ata;
+        }
+    }
+    if (nfiles < 0) {
+        if (!sectors)
+            panic("no file system: no ATA disk on the primary channel and none on a virtio disk");
+        nfiles = fs_init(boot_info->fs_lba, boot_info->fs_sectors);
+        if (nfiles < 0)
+            panic("no TOYFS file system at LBA %u", boot_info->fs_lba);
+        kprintf("kernel: fs: %d files\n", nfiles);
+    }
 
     proc_init();
     kprintf("kernel: starting /bin/init\n");

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +33,14 @@ COUNTERS = re.compile(r"^ +RX packets .*\n", re.M)
 
 
 class PcConsole(VmmConsole):
-    """The toy OS on ``--machine pc`` with the given NICs (and no virtio-rng)."""
+    """The toy OS on ``--machine pc`` with the given NICs and virtio disks (no virtio-rng)."""
 
-    def __init__(self, nics: list[NicConfig]) -> None:
-        require_file(TOYOS_IMG)
+    def __init__(self, nics: list[NicConfig], image: Path = TOYOS_IMG, virtio_disks: tuple[Path, ...] = ()) -> None:
+        require_file(image)
         require_file(BIOS, "run make -C firmware")
-        config = MachineConfig(bios=BIOS, machine="pc", disks=[DiskConfig("ide0:0", TOYOS_IMG)],
-                               serial=SerialConfig("none"), nics=nics, rng=False)  # fmt: skip
+        disks = [DiskConfig("ide0:0", image)] + [DiskConfig(f"virtio{i}", d) for i, d in enumerate(virtio_disks)]
+        config = MachineConfig(bios=BIOS, machine="pc", disks=disks, serial=SerialConfig("none"), nics=nics,
+                               rng=False)  # fmt: skip
         self.machine = Machine(config, serial_out=self._on_serial)
         self._wanted = b""
         self._mark = 0

@@ -175,3 +175,36 @@ def test_qemu_pc_lists_the_same_devices_and_drivers(guest: dict[str, Path], vmm_
     qemu_listing = [line for line in qemu_lines if listing.match(line)]
     assert "virtio-check: virtio device 0x0002 driver virtio_blk" in qemu_listing
     assert vmm_listing == qemu_listing
+
+
+def test_direct_kernel_boot_on_pc_finds_the_devices(guest: dict[str, Path]) -> None:
+    """`--machine pc --kernel`: no firmware runs, vmm sets the bus up as its BIOS would
+    (vmm.devices.pci.firmware), and Debian's drivers bind as after a BIOS boot."""
+    work = guest["work"]
+    raw = work / "direct-raw.img"
+    pattern_disk(raw)
+    config = MachineConfig(
+        machine="pc", memory_mb=128, serial=SerialConfig("none"), kernel=LINUX / "vmlinuz",
+        initrd=work / "initrd.gz", append="console=ttyS0", disks=[DiskConfig("virtio0", raw)],
+        nics=[NicConfig("ethernet0", "loopback", MAC)],
+    )  # fmt: skip
+    machine = Machine(config)
+    try:
+        result = machine.run(max_instructions=MAX_INSTRUCTIONS)
+        text = bytes(machine.serial_transcript).decode("latin-1").replace("\r\n", "\n")
+    finally:
+        machine.close()
+    assert result.reason == "exit-port", text[-3000:]
+    lines = virtio_lines(text)
+    assert lines[lines.index("virtio-check: modules loaded") + 1 :][:5] == [
+        "virtio-check: pci 0x1af4:0x1042 class 0x010000 driver virtio-pci",
+        "virtio-check: pci 0x1af4:0x1041 class 0x020000 driver virtio-pci",
+        "virtio-check: pci 0x1af4:0x1044 class 0x00ff00 driver virtio-pci",
+        "virtio-check: virtio device 0x0002 driver virtio_blk",
+        "virtio-check: virtio device 0x0001 driver virtio_net",
+    ]
+    assert f"virtio-check: vda size {SECTORS} sectors" in lines
+    assert "virtio-check: vda sector 5 starts VMMSECT00000005" in lines
+    assert f"virtio-check: eth0 address {MAC} carrier 1" in lines
+    assert "virtio-check: hwrng virtio_rng.0 read 16 bytes" in lines
+    assert raw.read_bytes()[9 * 512 :].startswith(b"WRITTEN-BY-LINUX-vda")

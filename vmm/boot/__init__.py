@@ -51,6 +51,11 @@ def load_kernel(machine, kernel: Path, cmdline: str, initrd: Path | None) -> int
     from vmm.boot.multiboot import NotMultiboot, load_multiboot
 
     image = read_kernel(kernel, machine.memory.size)
+    if getattr(machine, "pci", None) is not None:
+        # No firmware runs: set the PCI bus up as vmm's BIOS would have (BARs, IRQs, $PIR).
+        from vmm.devices.pci.firmware import configure_like_bios
+
+        configure_like_bios(machine.io, machine.memory)
     if has_setup_header(image):
         return load_linux(machine, kernel, image, cmdline, initrd)
     try:

@@ -182,7 +182,8 @@ class Machine(MachineApi):
         """The `pc` machine's additions to the ISA PC: the PCI bus and its devices."""
         from vmm.devices.pci.board import PciBoard
 
-        self.pci = PciBoard(self.config, self.memory, self.io, self.disks, irq_sink, self.clock.now_ns)
+        self.pci = PciBoard(self.config, self.memory, self.io, self.disks, irq_sink, self.clock.now_ns,
+                            on_io_error=self._on_disk_io_error)  # fmt: skip
         bus = self.pci.bus
         self.mmio.register(bus.mmio_base, bus.mmio_size, bus)
         self.devices.append(bus)

@@ -213,3 +213,36 @@ def test_save_restore_of_a_live_device(memory, disk):
     drv.dev = twin
     drv.submit(0, [struct.pack("<IIQ", 0, 0, 2)], [512, 1])
     assert drv.used(0) == [(0, 513), (0, 513)]
+
+
+def test_balloon_target_at_runtime_raises_a_config_interrupt_and_reports(memory, tmp_path):
+    from vmm.config import MachineConfig, SerialConfig
+    from vmm.errors import ConfigError
+    from vmm.machine import Machine
+
+    dev = VirtioBalloon(memory)
+    drv = Driver(dev)
+    drv.bring_up()
+    assert drv.isr() == 0
+    status = dev.set_target(4)
+    assert drv.isr() == ISR_CONFIG and drv.device_config(0, 4) == 1024
+    assert str(status) == "balloon: target 4 MiB, guest holds 0 MiB, 0 MiB released to the host (of 16 MiB RAM)"
+    dev.set_target(4)  # no change: no interrupt
+    assert drv.isr() == 0
+    for bad in (-1, 17):
+        with pytest.raises(ConfigError, match="not between 0 and the guest's 16 MiB"):
+            dev.set_target(bad)
+    dev.bar_write(0, 0x2004, 4, 1024)  # the driver says it holds the 1024 pages
+    assert dev.report().actual_mib == 4
+    machine = Machine(MachineConfig(machine="pc", serial=SerialConfig("none")))
+    try:
+        with pytest.raises(ConfigError, match="no balloon device"):
+            machine.pci.set_balloon_target(8)
+    finally:
+        machine.close()
+    machine = Machine(MachineConfig(machine="pc", serial=SerialConfig("none"), balloon=True))
+    try:
+        assert machine.pci.set_balloon_target(8).target_mib == 8
+        assert machine.pci.balloon.num_pages == 2048
+    finally:
+        machine.close()

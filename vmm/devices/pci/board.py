@@ -16,10 +16,11 @@ from pathlib import Path
 from vmm.config import MachineConfig, NicConfig
 from vmm.devices.pci.bus import HostBridge, PciBus, Piix3IsaBridge
 from vmm.devices.pci.function import PciFunction
-from vmm.devices.virtio.balloon import VirtioBalloon
+from vmm.devices.virtio.balloon import BalloonStatus, VirtioBalloon
 from vmm.devices.virtio.blk import VirtioBlock
 from vmm.devices.virtio.net import VirtioNet, parse_mac
 from vmm.devices.virtio.rng import VirtioRng
+from vmm.errors import ConfigError
 from vmm.irq import IrqLine
 from vmm.memory import GuestMemory
 from vmm.net.backend import NetBackend, PcapTap, open_backend
@@ -55,7 +56,8 @@ class PciBoard:
     """Builds the bus and keeps handles on the devices the machine's users reach for."""
 
     def __init__(self, config: MachineConfig, memory: GuestMemory, io, disks: dict,
-                 irq_sink: Callable[[int, bool], None], now_ns: Callable[[], int]) -> None:  # fmt: skip
+                 irq_sink: Callable[[int, bool], None], now_ns: Callable[[], int],
+                 on_io_error: Callable[[Exception], None] | None = None) -> None:  # fmt: skip
         self.bus = PciBus(io, max(memory.size, 0x100000), [IrqLine(n, irq_sink) for n in range(16)])
         self.bus.plug(0, HostBridge())
         router = Piix3IsaBridge(self.bus)
@@ -68,7 +70,8 @@ class PciBoard:
         self.backends: list[NetBackend] = []
         devices: list[PciFunction] = []
         for disk in config.virtio_disks:
-            device = VirtioBlock(memory, disks[disk.slot], serial=f"vmm-{disk.slot}", name=disk.slot)
+            device = VirtioBlock(memory, disks[disk.slot], serial=f"vmm-{disk.slot}", name=disk.slot,
+                                 on_io_error=on_io_error)  # fmt: skip
             self.blk.append(device)
             devices.append(device)
         for nic in config.nics:
@@ -93,6 +96,13 @@ class PciBoard:
             backend = PcapTap(backend, Path(nic.pcap), now_ns)
         self.backends.append(backend)
         return backend
+
+    def set_balloon_target(self, mib: int) -> BalloonStatus:
+        """The monitor's ``balloon MIB``: ask the guest to give back ``mib`` MiB (0: all back).
+        ConfigError without a balloon device or for a target outside 0..RAM."""
+        if self.balloon is None:
+            raise ConfigError("this machine has no balloon device (run it with --balloon, or vmm.balloon in the .vmx)")
+        return self.balloon.set_target(mib)
 
     def close(self) -> None:
         for backend in self.backends:

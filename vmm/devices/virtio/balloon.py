@@ -14,15 +14,31 @@ they fault back in as zero pages. PFNs outside guest RAM are ignored.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from vmm.devices.virtio.transport import VirtioDevice
+from vmm.errors import ConfigError
 from vmm.memory import GuestMemory
 
 VIRTIO_ID_BALLOON = 5
 PAGE = 4096
 INFLATE_QUEUE, DEFLATE_QUEUE = 0, 1
 MAX_PFNS_PER_REQUEST = 1 << 16  # bounds the work per chain
+
+
+@dataclass(frozen=True)
+class BalloonStatus:
+    """What the balloon holds, for a monitor's ``balloon`` command (MiB, rounded down)."""
+
+    target_mib: int  # what the host asked for (num_pages)
+    actual_mib: int  # what the guest's driver says it holds (actual)
+    released_mib: int  # pages the host released with madvise since power-on
+    ram_mib: int
+
+    def __str__(self) -> str:
+        return (f"balloon: target {self.target_mib} MiB, guest holds {self.actual_mib} MiB, "
+                f"{self.released_mib} MiB released to the host (of {self.ram_mib} MiB RAM)")  # fmt: skip
 
 
 class VirtioBalloon(VirtioDevice):
@@ -45,12 +61,27 @@ class VirtioBalloon(VirtioDevice):
         image[offset:end] = data[: max(0, end - offset)]
         self.actual = struct.unpack_from("<I", image, 4)[0]  # only `actual` is the driver's
 
-    def set_target(self, mib: int) -> None:
-        """Ask the guest to hold ``mib`` MiB in the balloon (0: give everything back)."""
-        pages = max(0, min(mib * (1 << 20) // PAGE, self.memory.size // PAGE))
+    def set_target(self, mib: int) -> BalloonStatus:
+        """Ask the guest to hold ``mib`` MiB in the balloon (0: give everything back).
+
+        Safe to call at any time from the machine's thread (between run slices, from a
+        monitor or control channel): it updates ``num_pages`` and raises a configuration
+        change interrupt (ISR bit 1 on INTx) when the target changes; the guest's driver
+        then inflates or deflates at its own pace. Raises ConfigError for a target below 0
+        or above guest RAM. Returns the status right after the request."""
+        ram_mib = self.memory.size >> 20
+        if not isinstance(mib, int) or not 0 <= mib <= ram_mib:
+            raise ConfigError(f"balloon: target {mib!r} MiB is not between 0 and the guest's {ram_mib} MiB")
+        pages = mib * (1 << 20) // PAGE
         if pages != self.num_pages:
             self.num_pages = pages
             self.config_changed()
+        return self.report()
+
+    def report(self) -> BalloonStatus:
+        to_mib = PAGE / (1 << 20)
+        return BalloonStatus(int(self.num_pages * to_mib), int(self.actual * to_mib),
+                             int(self.released_pages * to_mib), self.memory.size >> 20)  # fmt: skip
 
     def process(self, queue_index: int) -> None:
         while (chain := self.pop(queue_index)) is not None:

@@ -11,17 +11,20 @@ Requests run to completion when the driver notifies the queue (deterministic: no
 threads). A request the device can parse but not serve (out of range, not whole sectors,
 a write to a read-only disk, a failing image) completes with IOERR; one without room
 for a status byte is dropped (returned with nothing written), as 5.2.6.1 leaves it.
+A write or flush the host cannot do (``DiskIOError``: the host disk is full) is also
+passed to ``on_io_error`` — the machine says so once on the host, as for ATA.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from vmm.devices.virtio.queue import Chain
 from vmm.devices.virtio.transport import VirtioDevice
 from vmm.disk.base import SECTOR_SIZE, BlockDevice
-from vmm.errors import DiskError
+from vmm.errors import DiskError, DiskIOError
 from vmm.memory import GuestMemory
 
 VIRTIO_ID_BLOCK = 2
@@ -39,8 +42,10 @@ class VirtioBlock(VirtioDevice):
     device_type = VIRTIO_ID_BLOCK
     queue_sizes = (QUEUE_SIZE,)
 
-    def __init__(self, memory: GuestMemory, disk: BlockDevice, serial: str = "", name: str = "virtio-blk") -> None:
+    def __init__(self, memory: GuestMemory, disk: BlockDevice, serial: str = "", name: str = "virtio-blk",
+                 on_io_error: Callable[[DiskIOError], None] | None = None) -> None:  # fmt: skip
         self.disk = disk
+        self.on_io_error = on_io_error
         self.name = name
         self.serial = serial.encode("ascii", "replace")[:VIRTIO_BLK_ID_BYTES]
         self.features = 1 << VIRTIO_BLK_F_SEG_MAX | 1 << VIRTIO_BLK_F_BLK_SIZE | 1 << VIRTIO_BLK_F_FLUSH
@@ -76,6 +81,10 @@ class VirtioBlock(VirtioDevice):
                 return self._status(chain, VIRTIO_BLK_S_OK, written)
             else:
                 return self._status(chain, VIRTIO_BLK_S_UNSUPP, 0)
+        except DiskIOError as exc:  # the host could not write: the guest gets IOERR, the user a line
+            if self.on_io_error is not None:
+                self.on_io_error(exc)
+            return self._status(chain, VIRTIO_BLK_S_IOERR, 0)
         except (DiskError, OSError):
             return self._status(chain, VIRTIO_BLK_S_IOERR, 0)
         return self._status(chain, VIRTIO_BLK_S_OK, 0)

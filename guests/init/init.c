@@ -106,9 +106,140 @@ static int prefix_mask(int prefix, unsigned int *mask)
     return 0;
 }
 
-/* Bring up eth0: its address comes from ip=A.B.C.D[/N] on the kernel command line, or,
- * without one, 10.0.0.X where X is the last byte of the MAC address (so VMs on one
- * switch with MACs ...:01, ...:02 are 10.0.0.1 and 10.0.0.2). */
+/* ---- DHCP client (RFC 2131, options RFC 2132) ---------------------------------------------
+ * DISCOVER, OFFER, REQUEST, ACK, broadcast both ways (flags bit 15), three tries of 2 s each.
+ * Frames: Ethernet, IPv4 from 0.0.0.0 to 255.255.255.255, UDP 68 -> 67 (no UDP checksum),
+ * the 236-byte BOOTP header, the magic cookie 63 82 53 63, options. */
+
+#define DHCP_DISCOVER 1
+#define DHCP_OFFER 2
+#define DHCP_REQUEST 3
+#define DHCP_ACK 5
+#define DHCP_NAK 6
+#define BOOTP_LEN 240          /* fixed header and magic cookie */
+
+struct lease {
+    unsigned int ip, mask, router, server, seconds;
+};
+
+static unsigned char dframe[ETH_FRAME_MAX], dreply[ETH_FRAME_MAX];
+
+static void dhcp_send(const struct netinfo *ni, unsigned int xid, int type, const struct lease *offer)
+{
+    static const unsigned char broadcast[6] = {255, 255, 255, 255, 255, 255};
+    memset(dframe, 0, 14 + 20 + 8 + 300);
+    memcpy(dframe, broadcast, 6);
+    memcpy(dframe + 6, ni->mac, 6);
+    put_be16(dframe + 12, 0x0800);
+    unsigned char *ip = dframe + 14, *udp = ip + 20, *b = udp + 8, *o = b + BOOTP_LEN;
+    b[0] = 1;                                   /* BOOTREQUEST */
+    b[1] = 1;                                   /* Ethernet */
+    b[2] = 6;
+    put_be32(b + 4, xid);
+    put_be16(b + 10, 0x8000);                   /* answer by broadcast: we have no address yet */
+    memcpy(b + 28, ni->mac, 6);                 /* chaddr */
+    put_be32(b + 236, 0x63825363);
+    *o++ = 53, *o++ = 1, *o++ = (unsigned char)type;
+    if (type == DHCP_REQUEST) {
+        *o++ = 50, *o++ = 4;                    /* requested address */
+        put_be32(o, offer->ip), o += 4;
+        *o++ = 54, *o++ = 4;                    /* the server that offered it */
+        put_be32(o, offer->server), o += 4;
+    }
+    *o++ = 55, *o++ = 3, *o++ = 1, *o++ = 3, *o++ = 51;   /* ask for mask, router, lease time */
+    *o++ = 255;
+    unsigned int blen = (unsigned)(o - b) < 300 ? 300 : (unsigned)(o - b);   /* BOOTP's minimum */
+    put_be16(udp, 68);
+    put_be16(udp + 2, 67);
+    put_be16(udp + 4, 8 + blen);
+    ip[0] = 0x45;
+    put_be16(ip + 2, 20 + 8 + blen);
+    ip[8] = 64;
+    ip[9] = 17;                                 /* UDP */
+    put_be32(ip + 16, 0xFFFFFFFFu);
+    put_be16(ip + 10, inet_checksum(ip, 20));
+    netsend(dframe, 14 + 20 + 8 + blen);
+}
+
+/* Wait up to ms for a DHCP answer of xid; its message type, 0 on timeout. */
+static int dhcp_wait(unsigned int xid, long ms, struct lease *lease)
+{
+    long deadline = uptime_ms() + ms;
+    for (long left = ms; left > 0; left = deadline - uptime_ms()) {
+        long n = netrecv(dreply, sizeof dreply, left);
+        if (n <= 0)
+            return 0;
+        const unsigned char *ip = dreply + 14;
+        unsigned int ihl = (ip[0] & 15) * 4u;
+        if (n < 14 + 20 || get_be16(dreply + 12) != 0x0800 || ip[9] != 17 || ihl < 20)
+            continue;
+        const unsigned char *udp = ip + ihl, *b = udp + 8;
+        long end = 14 + (long)get_be16(ip + 2);
+        if (end > n || 14 + ihl + 8 + BOOTP_LEN > (unsigned long)end || get_be16(udp + 2) != 68)
+            continue;
+        if (b[0] != 2 || get_be32(b + 4) != xid || get_be32(b + 236) != 0x63825363)
+            continue;
+        memset(lease, 0, sizeof *lease);
+        lease->ip = get_be32(b + 16);
+        int type = 0;
+        for (const unsigned char *o = b + BOOTP_LEN; o < dreply + end && *o != 255;) {
+            if (*o == 0) {
+                o++;
+                continue;
+            }
+            if (o + 2 > dreply + end || o + 2 + o[1] > dreply + end)
+                break;
+            if (o[0] == 53 && o[1] == 1)
+                type = o[2];
+            else if (o[1] == 4 && (o[0] == 1 || o[0] == 3 || o[0] == 51 || o[0] == 54)) {
+                unsigned int v = get_be32(o + 2);
+                if (o[0] == 1)
+                    lease->mask = v;
+                else if (o[0] == 3)
+                    lease->router = v;
+                else if (o[0] == 51)
+                    lease->seconds = v;
+                else
+                    lease->server = v;
+            }
+            o += 2 + o[1];
+        }
+        if (type)
+            return type;
+    }
+    return 0;
+}
+
+static int dhcp(const struct netinfo *ni, struct lease *lease)
+{
+    unsigned int xid = 0x544F0000u | (unsigned)ni->mac[4] << 8 | ni->mac[5];
+    for (int attempt = 0; attempt < 3; attempt++, xid++) {
+        struct lease offer;
+        dhcp_send(ni, xid, DHCP_DISCOVER, 0);
+        if (dhcp_wait(xid, 2000, &offer) != DHCP_OFFER || !offer.ip || !offer.server)
+            continue;
+        dhcp_send(ni, xid, DHCP_REQUEST, &offer);
+        int answer = dhcp_wait(xid, 2000, lease);
+        if (answer == DHCP_ACK && lease->ip) {
+            if (!lease->server)
+                lease->server = offer.server;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int prefix_of(unsigned int mask)
+{
+    int n = 0;
+    while (n < 32 && (mask << n) & 0x80000000u)
+        n++;
+    return n;
+}
+
+/* Bring up eth0: its address comes from ip=A.B.C.D[/N] on the kernel command line, from a
+ * DHCP server with ip=dhcp, or, without ip=, is 10.0.0.X where X is the last byte of the
+ * MAC address (so VMs on one switch with MACs ...:01, ...:02 are 10.0.0.1 and 10.0.0.2). */
 static void network_up(const char *args)
 {
     struct netinfo ni;
@@ -120,7 +251,18 @@ static void network_up(const char *args)
     unsigned int ip = 0, mask = 0;
     int prefix = 24;
     cmdline_value(args, "ip", text, sizeof text);
-    if (text[0]) {
+    if (!strcmp(text, "dhcp")) {
+        struct lease lease;
+        char server[16], router[16];
+        if (dhcp(&ni, &lease) == 0) {
+            ip = lease.ip;
+            prefix = lease.mask ? prefix_of(lease.mask) : 24;
+            printf("init: eth0 DHCP lease from %s: router %s, %u s\n", format_ipv4(server, lease.server),
+                   lease.router ? format_ipv4(router, lease.router) : "none", lease.seconds);
+        } else {
+            printf("init: eth0 no answer from a DHCP server\n");
+        }
+    } else if (text[0]) {
         if (parse_ipv4(text, &ip, &prefix) < 0) {
             printf("init: ip=%s: not an IPv4 address (A.B.C.D or A.B.C.D/N)\n", text);
             ip = 0;

@@ -78,31 +78,6 @@ static void cmd_send(const char *text)
 static unsigned char frame[ETH_FRAME_MAX];
 static unsigned char answer[ETH_FRAME_MAX];
 
-static void put16(unsigned char *p, unsigned int v)
-{
-    p[0] = (unsigned char)(v >> 8);
-    p[1] = (unsigned char)v;
-}
-static void put32(unsigned char *p, unsigned int v)
-{
-    put16(p, v >> 16);
-    put16(p + 2, v & 0xFFFF);
-}
-static unsigned int get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
-static unsigned int get32(const unsigned char *p) { return get16(p) << 16 | get16(p + 2); }
-
-static unsigned int checksum(const unsigned char *p, unsigned int len)
-{
-    unsigned long sum = 0;
-    for (unsigned int i = 0; i + 1 < len; i += 2)
-        sum += get16(p + i);
-    if (len & 1)
-        sum += (unsigned)p[len - 1] << 8;
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    return ~sum & 0xFFFF;
-}
-
 static int prefix_of(unsigned int mask)
 {
     int n = 0;
@@ -152,7 +127,7 @@ static void ethernet(const unsigned char *dst, const unsigned char *src, unsigne
 {
     memcpy(frame, dst, 6);
     memcpy(frame + 6, src, 6);
-    put16(frame + 12, type);
+    put_be16(frame + 12, type);
 }
 
 /* Ask for target's MAC with ARP (three tries, a second each). 0 and mac filled on success. */
@@ -162,15 +137,15 @@ static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned c
     for (int attempt = 0; attempt < 3; attempt++) {
         ethernet(broadcast, ni->mac, 0x0806);
         unsigned char *a = frame + 14;
-        put16(a, 1);                            /* Ethernet */
-        put16(a + 2, 0x0800);                   /* IPv4 */
+        put_be16(a, 1);                            /* Ethernet */
+        put_be16(a + 2, 0x0800);                   /* IPv4 */
         a[4] = 6;
         a[5] = 4;
-        put16(a + 6, 1);                        /* request */
+        put_be16(a + 6, 1);                        /* request */
         memcpy(a + 8, ni->mac, 6);
-        put32(a + 14, ni->ip);
+        put_be32(a + 14, ni->ip);
         memset(a + 18, 0, 6);
-        put32(a + 24, target);
+        put_be32(a + 24, target);
         netsend(frame, 14 + 28);
         long deadline = uptime_ms() + 1000;
         for (long left = 1000; left > 0; left = deadline - uptime_ms()) {
@@ -178,7 +153,7 @@ static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned c
             if (n <= 0)
                 break;
             const unsigned char *r = answer + 14;
-            if (n >= 42 && get16(answer + 12) == 0x0806 && get16(r + 6) == 2 && get32(r + 14) == target) {
+            if (n >= 42 && get_be16(answer + 12) == 0x0806 && get_be16(r + 6) == 2 && get_be32(r + 14) == target) {
                 memcpy(mac, r + 8, 6);
                 return 0;
             }
@@ -220,21 +195,21 @@ static void cmd_ping(char *args)
             unsigned char *ip = frame + 14, *icmp = ip + 20;
             memset(ip, 0, 20);
             ip[0] = 0x45;
-            put16(ip + 2, 20 + 8 + 56);
-            put16(ip + 4, (unsigned)seq);
+            put_be16(ip + 2, 20 + 8 + 56);
+            put_be16(ip + 4, (unsigned)seq);
             ip[8] = 64;
             ip[9] = 1;                          /* ICMP */
-            put32(ip + 12, ni.ip);
-            put32(ip + 16, target);
-            put16(ip + 10, checksum(ip, 20));
+            put_be32(ip + 12, ni.ip);
+            put_be32(ip + 16, target);
+            put_be16(ip + 10, inet_checksum(ip, 20));
             icmp[0] = 8;                        /* echo request */
             icmp[1] = 0;
-            put16(icmp + 2, 0);
-            put16(icmp + 4, id);
-            put16(icmp + 6, (unsigned)seq);
+            put_be16(icmp + 2, 0);
+            put_be16(icmp + 4, id);
+            put_be16(icmp + 6, (unsigned)seq);
             for (int i = 0; i < 56; i++)
                 icmp[8 + i] = (unsigned char)(0x10 + i);
-            put16(icmp + 2, checksum(icmp, 8 + 56));
+            put_be16(icmp + 2, inet_checksum(icmp, 8 + 56));
             netsend(frame, 14 + 20 + 8 + 56);
             sent++;
             long deadline = uptime_ms() + 1000;
@@ -243,11 +218,11 @@ static void cmd_ping(char *args)
                 if (n <= 0)
                     break;
                 const unsigned char *rip = answer + 14, *ricmp = rip + (rip[0] & 15) * 4;
-                if (n < 14 + 20 + 8 || get16(answer + 12) != 0x0800 || rip[9] != 1 || get32(rip + 12) != target)
+                if (n < 14 + 20 + 8 || get_be16(answer + 12) != 0x0800 || rip[9] != 1 || get_be32(rip + 12) != target)
                     continue;
-                if (ricmp[0] != 0 || get16(ricmp + 4) != id || get16(ricmp + 6) != (unsigned)seq)
+                if (ricmp[0] != 0 || get_be16(ricmp + 4) != id || get_be16(ricmp + 6) != (unsigned)seq)
                     continue;
-                unsigned int bytes = get16(rip + 2) - (rip[0] & 15) * 4u;
+                unsigned int bytes = get_be16(rip + 2) - (rip[0] & 15) * 4u;
                 printf("%u bytes from %s: icmp_seq=%ld ttl=%u\n", bytes, text, seq, rip[8]);
                 received++;
                 break;

@@ -41,25 +41,39 @@ static void read_link(void)
     eth0.link = (features & F_STATUS) ? (dev.config[6] & 1) : 1;
 }
 
-static void reap(void)
+static void reap_tx(void)
 {
     uint32_t id, len;
-    int posted = 0;
-    while (virtq_pop(&rxq, &id, &len)) {
-        if (id >= RX_BUFS)
-            continue;                                   /* not ours: ignore */
-        if (len > HDR && len <= BUF_SIZE) {
-            eth0.rx_frames++;
-            net_input(rx_buf[id] + HDR, len - HDR);
-        }
-        post_rx((uint16_t)id);
-        posted = 1;
-    }
-    if (posted)
-        virtq_kick(&rxq);
     while (virtq_pop(&txq, &id, &len))
         if (id < TX_BUFS)
             tx_busy[id] = 0;
+}
+
+/* Hand received frames to net_input and post their buffers again. net_input may send
+ * (an ARP or echo reply), and sending reaps again: `in_rx` keeps that from nesting, the
+ * outer loop picks up whatever arrived meanwhile. */
+static void reap(void)
+{
+    static int in_rx;
+    uint32_t id, len;
+    if (!in_rx) {
+        in_rx = 1;
+        int posted = 0;
+        while (virtq_pop(&rxq, &id, &len)) {
+            if (id >= RX_BUFS)
+                continue;                               /* not ours: ignore */
+            if (len > HDR && len <= BUF_SIZE) {
+                eth0.rx_frames++;
+                net_input(rx_buf[id] + HDR, len - HDR);
+            }
+            post_rx((uint16_t)id);
+            posted = 1;
+        }
+        if (posted)
+            virtq_kick(&rxq);
+        in_rx = 0;
+    }
+    reap_tx();
 }
 
 static void net_irq(void)
@@ -82,7 +96,7 @@ long net_send_frame(const void *frame, uint64_t len)
         return E_NOENT;
     if (len < 14 || len > ETH_FRAME_MAX)
         return E_FAIL;
-    reap();
+    reap_tx();
     int slot = -1;
     for (int i = 0; i < TX_BUFS && slot < 0; i++)
         if (!tx_busy[i])

@@ -57,54 +57,6 @@ long netsend(const void *frame, size_t len) { return SC2(SYS_NETSEND, frame, len
 long netrecv(void *buf, size_t len, long timeout_ms) { return SC3(SYS_NETRECV, buf, len, timeout_ms); }
 int netconf(unsigned int ip, unsigned int netmask) { return (int)SC2(SYS_NETCONF, ip, netmask); }
 
-int parse_ipv4(const char *text, unsigned int *ip, int *prefix)
-{
-    unsigned int value = 0;
-    for (int part = 0; part < 4; part++) {
-        if (*text < '0' || *text > '9')
-            return -1;
-        unsigned int n = 0;
-        for (int digits = 0; *text >= '0' && *text <= '9'; digits++, text++) {
-            if (digits == 3)
-                return -1;
-            n = n * 10 + (unsigned)(*text - '0');
-        }
-        if (n > 255)
-            return -1;
-        value = value << 8 | n;
-        if (part < 3 && *text++ != '.')
-            return -1;
-    }
-    *prefix = -1;
-    if (*text == '/') {
-        text++;
-        if (*text < '0' || *text > '9')
-            return -1;
-        long n = atol(text);
-        while (*text >= '0' && *text <= '9')
-            text++;
-        if (n > 32)
-            return -1;
-        *prefix = (int)n;
-    }
-    if (*text && *text != ' ' && *text != '\n')
-        return -1;
-    *ip = value;
-    return 0;
-}
-
-char *format_ipv4(char *buf, unsigned int ip)
-{
-    snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-    return buf;
-}
-
-char *format_mac(char *buf, const unsigned char *mac)
-{
-    snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-    return buf;
-}
-
 struct sbuf {
     char *buf;
     size_t size, len;

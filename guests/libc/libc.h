@@ -30,6 +30,12 @@ long netsend(const void *frame, size_t len);
 long netrecv(void *buf, size_t len, long timeout_ms);
 int netconf(unsigned int ip, unsigned int netmask);
 
+/* Network byte order and the Internet checksum (RFC 1071), for programs that build packets. */
+void put_be16(unsigned char *p, unsigned int v);
+void put_be32(unsigned char *p, unsigned int v);
+unsigned int get_be16(const unsigned char *p);
+unsigned int get_be32(const unsigned char *p);
+unsigned int inet_checksum(const unsigned char *p, unsigned int len);
 /* "10.0.0.1" or "10.0.0.1/24" -> *ip (host order) and *prefix (-1 if absent); 0 if valid. */
 int parse_ipv4(const char *text, unsigned int *ip, int *prefix);
 /* "10.0.0.1" into buf (at least 16 bytes). */

@@ -122,3 +122,31 @@ def test_qemu_pc_reads_the_same_file_system_from_virtio_blk_pci(tmp_path: Path) 
         assert console.command("cat /etc/motd") == MOTD
     finally:
         console.close()
+
+
+def test_ip_dhcp_without_a_server_says_so(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "dhcp.img", "name=toyos ip=dhcp console=ttyS0")
+    console = boot(image, None, [NicConfig(connection="null", mac="52:54:00:00:00:09")])
+    try:
+        lines = console.boot_log.splitlines()
+        at = lines.index("init: eth0 no answer from a DHCP server")
+        assert lines[at + 1] == "init: eth0 up, MAC 52:54:00:00:00:09, link up, no IPv4 address"
+        assert console.machine.pci.nics[0].stats["tx_frames"] == 3  # three DISCOVERs
+    finally:
+        console.close()
+
+
+@pytest.mark.qemu
+def test_ip_dhcp_gets_a_lease_from_qemu_user_networking(tmp_path: Path) -> None:
+    qemu = require_tool("qemu-system-x86_64")
+    image = make_image(tmp_path / "dhcp.img", "name=toyos ip=dhcp console=ttyS0")
+    nic = "virtio-net-pci,netdev=n0,disable-legacy=on,addr=2,mac=52:54:00:00:00:09"
+    console = SerialConsole([qemu, *QEMU_PC_NET, "-drive", f"file={image},format=raw,if=ide", "-netdev", "user,id=n0",
+                             "-device", nic])  # fmt: skip
+    try:
+        lines = console.expect(PROMPT).splitlines()
+        at = lines.index("init: eth0 DHCP lease from 10.0.2.2: router 10.0.2.2, 86400 s")
+        assert lines[at + 1] == "init: eth0 up, MAC 52:54:00:00:00:09, link up, inet 10.0.2.15/24"
+        assert console.command("ping 10.0.2.2 1").endswith("1 packets transmitted, 1 received, 0% packet loss\n")
+    finally:
+        console.close()

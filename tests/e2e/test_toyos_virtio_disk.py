@@ -136,6 +136,26 @@ def test_ip_dhcp_without_a_server_says_so(tmp_path: Path) -> None:
         console.close()
 
 
+def test_ip_dhcp_gets_a_lease_from_vmm_user_networking(tmp_path: Path) -> None:
+    """`--nic user` (libslirp): the same lease as under QEMU's user networking, and the
+    gateway answers ping."""
+    image = make_image(tmp_path / "dhcp.img", "name=toyos ip=dhcp console=ttyS0")
+    console = boot(image, None, [NicConfig(connection="user", mac="52:54:00:00:00:09")])
+    try:
+        lines = console.boot_log.splitlines()
+        at = lines.index("init: eth0 DHCP lease from 10.0.2.2: router 10.0.2.2, 86400 s")
+        assert lines[at + 1] == "init: eth0 up, MAC 52:54:00:00:00:09, link up, inet 10.0.2.15/24"
+        assert console.command("ping 10.0.2.2 2") == (
+            "PING 10.0.2.2: 56 data bytes\n"
+            "64 bytes from 10.0.2.2: icmp_seq=1 ttl=255\n"
+            "64 bytes from 10.0.2.2: icmp_seq=2 ttl=255\n"
+            "--- 10.0.2.2 ping statistics ---\n"
+            "2 packets transmitted, 2 received, 0% packet loss\n"
+        )
+    finally:
+        console.close()
+
+
 @pytest.mark.qemu
 def test_ip_dhcp_gets_a_lease_from_qemu_user_networking(tmp_path: Path) -> None:
     qemu = require_tool("qemu-system-x86_64")

@@ -130,8 +130,8 @@ static void ethernet(const unsigned char *dst, const unsigned char *src, unsigne
     put_be16(frame + 12, type);
 }
 
-/* Ask for target's MAC with ARP (three tries, a second each). 0 and mac filled on success. */
-static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned char *mac)
+/* Ask for target's MAC with ARP (three tries, wait_ms each). 0 and mac filled on success. */
+static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned char *mac, long wait_ms)
 {
     static const unsigned char broadcast[6] = {255, 255, 255, 255, 255, 255};
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -147,8 +147,8 @@ static int arp_resolve(const struct netinfo *ni, unsigned int target, unsigned c
         memset(a + 18, 0, 6);
         put_be32(a + 24, target);
         netsend(frame, 14 + 28);
-        long deadline = uptime_ms() + 1000;
-        for (long left = 1000; left > 0; left = deadline - uptime_ms()) {
+        long deadline = uptime_ms() + wait_ms;
+        for (long left = wait_ms; left > 0; left = deadline - uptime_ms()) {
             long n = netrecv(answer, sizeof answer, left);
             if (n <= 0)
                 break;
@@ -173,8 +173,15 @@ static void cmd_ping(char *args)
     while (*count_text == ' ')
         count_text++;
     long count = *count_text ? atol(count_text) : 3;
-    if (parse_ipv4(args, &target, &prefix) < 0 || prefix >= 0 || count < 1 || count > 100) {
-        printf("ping: usage: ping A.B.C.D [COUNT (1-100, default 3)]\n");
+    char *wait_text = count_text;
+    while (*wait_text && *wait_text != ' ')
+        wait_text++;
+    while (*wait_text == ' ')
+        wait_text++;
+    long wait_ms = *wait_text ? atol(wait_text) : 1000;
+    if (parse_ipv4(args, &target, &prefix) < 0 || prefix >= 0 || count < 1 || count > 100 || wait_ms < 10 ||
+        wait_ms > 60000) {
+        printf("ping: usage: ping A.B.C.D [COUNT (1-100, default 3) [WAIT_MS per answer (10-60000, default 1000)]]\n");
         return;
     }
     if (netinfo(&ni) < 0 || !ni.ip) {
@@ -186,7 +193,7 @@ static void cmd_ping(char *args)
     printf("PING %s: 56 data bytes\n", text);
     unsigned char mac[6];
     long received = 0, sent = 0;
-    if (arp_resolve(&ni, target, mac) < 0) {
+    if (arp_resolve(&ni, target, mac, wait_ms) < 0) {
         printf("ping: %s: no ARP reply (host unreachable)\n", text);
     } else {
         unsigned int id = (unsigned)getpid() & 0xFFFF;
@@ -212,8 +219,8 @@ static void cmd_ping(char *args)
             put_be16(icmp + 2, inet_checksum(icmp, 8 + 56));
             netsend(frame, 14 + 20 + 8 + 56);
             sent++;
-            long deadline = uptime_ms() + 1000;
-            for (long left = 1000; left > 0; left = deadline - uptime_ms()) {
+            long deadline = uptime_ms() + wait_ms;
+            for (long left = wait_ms; left > 0; left = deadline - uptime_ms()) {
                 long n = netrecv(answer, sizeof answer, left);
                 if (n <= 0)
                     break;
@@ -237,7 +244,7 @@ static void cmd_ping(char *args)
 static void help(void)
 {
     printf("commands: help, echo TEXT, ls, cat FILE, ps, run PATH [ARGS], crash, kill PID,\n"
-           "          send TEXT (to the echo service), ifconfig [eth0 A.B.C.D[/N]], ping A.B.C.D [N],\n"
+           "          send TEXT (to the echo service), ifconfig [eth0 A.B.C.D[/N]], ping A.B.C.D [N [MS]],\n"
            "          uptime, reboot, poweroff\n");
 }
 

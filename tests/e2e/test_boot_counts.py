@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIOS = ROOT / "firmware" / "build" / "bios.bin"
 TOYOS = ROOT / "guests" / "build" / "toyos.img"
 PROMPT = b"toyos$ "
-PROMPT_INSTRUCTIONS = 2_442_655  # power-on to the first shell prompt, vmm's BIOS (+PCI probe, team ID, eth0 lines)
+PROMPT_INSTRUCTIONS = 2_443_545  # power-on to the first shell prompt, vmm's BIOS (+PCI probe, team ID, eth0 lines)
 
 
 def boot_to_prompt(tmp_path: Path, fast_paths: bool) -> tuple[int, int, bytes]:

@@ -118,7 +118,9 @@ def test_ifconfig_sets_the_address_and_rejects_nonsense(looped: PcConsole) -> No
     assert "      inet 10.0.0.7/16 netmask 255.255.0.0\n" in looped.command("ifconfig eth0 10.0.0.7/16")
     assert looped.command("ifconfig eth0 10.0.0.300") == "ifconfig: usage: ifconfig [eth0] [A.B.C.D[/N]]\n"
     assert looped.command("ping 10.0.0.7 1").endswith("1 packets transmitted, 1 received, 0% packet loss\n")
-    assert looped.command("ping 10.0.0") == "ping: usage: ping A.B.C.D [COUNT (1-100, default 3)]\n"
+    usage = "ping: usage: ping A.B.C.D [COUNT (1-100, default 3) [WAIT_MS per answer (10-60000, default 1000)]]\n"
+    assert looped.command("ping 10.0.0") == usage
+    assert looped.command("ping 10.0.0.7 1 5") == usage
 
 
 class Wire(NetBackend):
@@ -219,3 +221,36 @@ def test_qemu_pc_binds_the_same_driver_and_pings_its_gateway(looped: PcConsole, 
         ), out
     finally:
         console.close()
+
+
+@pytest.mark.qemu
+def test_two_toy_os_vms_under_qemu_ping_each_other(tmp_path: Path) -> None:
+    """QEMU's own virtio-net-pci as the peer: two QEMUs joined by a datagram socket pair
+    (``-netdev dgram`` over Unix sockets). Real time here, not icount: a guest waiting for
+    an answer must not have its clock jump ahead of the other machine; each answer may take
+    up to 10 s (ping's third argument), so a loaded host does not lose one."""
+    qemu = require_tool("qemu-system-x86_64")
+    image = require_file(TOYOS_IMG)
+    consoles = []
+    try:
+        for me, peer in ((1, 2), (2, 1)):
+            netdev = (f"dgram,id=n0,local.type=unix,local.path={tmp_path}/vm{me}.sock,"
+                      f"remote.type=unix,remote.path={tmp_path}/vm{peer}.sock")  # fmt: skip
+            nic = f"virtio-net-pci,netdev=n0,disable-legacy=on,addr=2,mac={MAC1[:-1]}{me}"
+            consoles.append(SerialConsole([qemu, "-M", "pc", "-m", "64", "-vga", "none", "-display", "none",
+                                           "-serial", "stdio", "-no-reboot", "-snapshot",
+                                           "-drive", f"file={image},format=raw,if=ide", "-netdev", netdev,
+                                           "-device", nic]))  # fmt: skip
+        for console in consoles:
+            console.expect(PROMPT)
+        for console, target in zip(consoles, ("10.0.0.2", "10.0.0.1"), strict=True):
+            assert console.command(f"ping {target} 2 10000") == (
+                f"PING {target}: 56 data bytes\n"
+                f"64 bytes from {target}: icmp_seq=1 ttl=64\n"
+                f"64 bytes from {target}: icmp_seq=2 ttl=64\n"
+                f"--- {target} ping statistics ---\n"
+                "2 packets transmitted, 2 received, 0% packet loss\n"
+            )
+    finally:
+        for console in consoles:
+            console.close()

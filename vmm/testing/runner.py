@@ -17,6 +17,7 @@ from pathlib import Path
 from vmm.errors import VmmError
 from vmm.fileio import atomic_write
 from vmm.snapshot.statefile import save_machine_state
+from vmm.testing.fanout import MachinePool, PathMap, same_path
 from vmm.testing.report import printable, write_report
 from vmm.testing.session import ExpectationFailed, GuestSession, describe_exit
 from vmm.testing.spec import Step, TestSpec
@@ -33,6 +34,8 @@ class TestResult:
     wall_s: float = 0.0
     report: str = ""  # report.txt's text, when one was written
     report_dir: str = ""
+    worker: str = ""  # where it ran: "" in this process, "pid N" for --jobs, an address on a cluster
+    retried_after: list[str] = field(default_factory=list)  # workers that died while running it
     serial: bytes = b""
     byte_insns: list[int] = field(default_factory=list)
     step_insns: list[int] = field(default_factory=list)
@@ -109,14 +112,25 @@ def compare_transcript(serial: bytes, expected_path: Path, raw: bool) -> None:
     )
 
 
-def run_spec(spec: TestSpec, out_dir: Path, record: bool = False, reports: bool = True) -> TestResult:
-    """Run ``spec`` on a fresh machine; a report folder is written under ``out_dir`` on failure."""
+def open_session(spec: TestSpec, pool: MachinePool | None = None, remap: PathMap = same_path) -> GuestSession:
+    """A session on a fresh machine, or (``[machine] start``) on one in the start state: from
+    ``pool`` (reverted, when it holds one) or built from the state file."""
+    if spec.start is None:
+        return GuestSession(spec.machine_config(), wall_timeout=spec.timeout)
+    pool = pool or MachinePool(fanout=False)
+    machine, give_back = pool.checkout(spec.start, spec.machine.get("accel"), remap)
+    return GuestSession(machine.config, wall_timeout=spec.timeout, machine=machine, release=give_back)
+
+
+def run_spec(spec: TestSpec, out_dir: Path, record: bool = False, reports: bool = True,
+             pool: MachinePool | None = None, remap: PathMap = same_path) -> TestResult:  # fmt: skip
+    """Run ``spec`` on a fresh machine (or one from ``pool``); a report folder is written
+    under ``out_dir`` on failure."""
     started = time.monotonic()
     result = TestResult(spec.name, str(spec.path), "passed")
     folder = out_dir / spec.slug
     try:
-        config = spec.machine_config()
-        session = GuestSession(config, wall_timeout=spec.timeout)
+        session = open_session(spec, pool, remap)
     except VmmError as exc:
         result.outcome, result.message = "error", str(exc)
         return result
@@ -190,12 +204,13 @@ def describe_divergence(other: str, serial: bytes, byte_insns: list[int], instru
     return ""
 
 
-def check_determinism(spec: TestSpec, out_dir: Path) -> TestResult:
+def check_determinism(spec: TestSpec, out_dir: Path, pool: MachinePool | None = None,
+                      remap: PathMap = same_path) -> TestResult:  # fmt: skip
     """Run ``spec`` twice; fail when the runs differ in serial bytes or instruction counts."""
-    first = run_spec(spec, out_dir)
+    first = run_spec(spec, out_dir, pool=pool, remap=remap)
     if first.outcome in ("error", "skipped"):
         return first
-    second = run_spec(spec, out_dir, reports=False)
+    second = run_spec(spec, out_dir, reports=False, pool=pool, remap=remap)
     divergence = describe_divergence("the first run", first.serial, first.byte_insns, first.instructions, second)
     if not divergence and first.step_insns != second.step_insns:
         divergence = f"steps ended at instructions {second.step_insns} in one run, {first.step_insns} in the other"

@@ -47,11 +47,21 @@ class Outcome:
 
 class GuestSession:
     def __init__(self, config: MachineConfig, wall_timeout: float | None = None,
-                 cpu_factory: Callable | None = None) -> None:  # fmt: skip
+                 cpu_factory: Callable | None = None, machine: Machine | None = None,
+                 release: Callable[[Machine], None] | None = None) -> None:  # fmt: skip
+        """Boot ``config``, or drive ``machine`` (a started machine, e.g. reverted to a snapshot:
+        its transcript so far is history, searches start after it; ``release`` takes it back
+        at ``close`` instead of closing it)."""
         self.config = config
-        self.machine = Machine(config, serial_out=self._on_serial, cpu_factory=cpu_factory)
-        self.mark = 0  # serial searches start here: just past the previous match
-        self.byte_insns: list[int] = []  # instruction count when each serial byte was written
+        if machine is None:
+            machine = Machine(config, serial_out=self._on_serial, cpu_factory=cpu_factory)
+        else:
+            machine.serial.out = self._on_serial
+        self.machine = machine
+        self._release = release
+        self.mark = len(machine.serial_transcript)  # serial searches start here: just past the previous match
+        # instruction count when each serial byte was written (a start state's bytes: when it was saved)
+        self.byte_insns: list[int] = [machine.instructions] * len(machine.serial_transcript)
         self.ended: MachineExit | None = None
         self.log: list[tuple[str, tuple]] = []  # every call, for a replay
         self.wall_deadline = None if wall_timeout is None else time.monotonic() + wall_timeout
@@ -221,7 +231,11 @@ class GuestSession:
         self.machine.request_stop("stopped")
 
     def close(self) -> None:
-        self.machine.close()
+        if self._release is not None:
+            self.machine.serial.out = None
+            self._release(self.machine)
+        else:
+            self.machine.close()
 
 
 def describe_exit(result: MachineExit) -> str:

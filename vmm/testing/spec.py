@@ -8,6 +8,8 @@ A file names the machine, then a list of steps run in order against one boot::
     image = "../../guests/build/toyos.img" # or bundle = "vm.vmx", or kernel = "k.elf"
     # bios = "rom.bin"  mem = "64M"  append = "..."  initrd = "..."  accel = "unicorn"
     # disks = ["second.img"]  floppy = "a.img" (drive A:, booted first)
+    # start = "prompt.vmsn"  (instead of the keys above: start from a saved machine state;
+    #                         tests that share one boot it once per worker, then revert)
 
     [keep]                   # what a failure keeps (all on by default)
     state = true             # NAME.vmsn + NAME.vmem for `vmm step`
@@ -57,7 +59,8 @@ __tracebackhide__ = hide_for_vmm_errors  # a bad value in a test shows the test'
 STEP_KINDS = ("expect", "send", "send-keys", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
 STEP_MODIFIERS = {"within", "raw", "note"}
 MACHINE_KEYS = {"image", "bundle", "bios", "mem", "kernel", "append", "initrd", "accel", "disks", "floppy",
-                "stage_entries"}  # fmt: skip
+                "stage_entries", "start"}  # fmt: skip
+START_KEYS = {"start", "accel"}  # a start snapshot holds the rest of the machine
 KEEP_KEYS = {"state", "screenshot", "trace"}
 TOP_KEYS = {"name", "machine", "keep", "step", "timeout"}
 EXIT_WORDS = ("halted", "triple-fault")
@@ -141,6 +144,11 @@ class TestSpec:
     def golden_path(self) -> Path:
         return self.path.with_name(self.path.name.removesuffix(".toml") + ".golden.json")
 
+    @property
+    def start(self) -> Path | None:
+        """The machine state file (``.vmsn``) the test starts from, if it names one."""
+        return self.path.parent / self.machine["start"] if "start" in self.machine else None
+
     def machine_config(self) -> MachineConfig:
         """The MachineConfig the [machine] table describes (files must exist by now)."""
         return machine_config(self.machine, self.path)
@@ -148,8 +156,10 @@ class TestSpec:
     def required_files(self) -> list[Path]:
         """Built artifacts the test needs (image, bundle, ROM, kernel): a caller may skip without them."""
         base = self.path.parent
-        keys = ("image", "bundle", "bios", "kernel", "initrd")
+        keys = ("image", "bundle", "bios", "kernel", "initrd", "floppy")
         found = [base / self.machine[k] for k in keys if k in self.machine]
+        if self.start is not None:
+            found += [self.start, self.start.with_suffix(".vmem")]
         return found + [base / d for d in self.machine.get("disks", [])]
 
 
@@ -211,8 +221,12 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
     if not isinstance(machine, dict):
         raise ConfigError(f"{path}: a [machine] table is required (image, bundle or kernel)")
     _only(machine, MACHINE_KEYS, f"{path}: [machine]")
-    if not {"image", "bundle", "kernel", "floppy"} & machine.keys():
-        raise ConfigError(f"{path}: [machine] needs one of image, bundle, kernel or floppy")
+    if "start" in machine:
+        extra = sorted(set(machine) - START_KEYS)
+        if extra:
+            raise ConfigError(f"{path}: [machine] start = a saved machine state: {extra[0]!r} comes from that state")
+    elif not {"image", "bundle", "kernel", "floppy"} & machine.keys():
+        raise ConfigError(f"{path}: [machine] needs one of image, bundle, kernel, floppy or start")
     _check_machine_types(machine, f"{path}: [machine]")
     keep_table = data.get("keep", {})
     _only(keep_table, KEEP_KEYS, f"{path}: [keep]")
@@ -233,7 +247,7 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
 def _check_machine_types(machine: dict, where: str) -> None:
     """The [machine] values have the types they are used as (a number where a file name goes
     is one line here, not a traceback when the machine is built)."""
-    for key in ("image", "bundle", "bios", "kernel", "initrd", "accel", "floppy"):
+    for key in ("image", "bundle", "bios", "kernel", "initrd", "accel", "floppy", "start"):
         if key in machine and not (isinstance(machine[key], str) and machine[key]):
             raise ConfigError(f"{where}: {key} must be a non-empty string")
     if "append" in machine and not isinstance(machine["append"], str):

@@ -186,6 +186,7 @@ def bring_back(returned: Returned, item: WorkItem, package: Package, out_dir: Pa
     """The worker's result and files as a local run would have made them."""
     local_spec_dir = str(Path(item.path).parent)
     pairs = [(returned.worker_out, str(out_dir)), (returned.worker_spec_dir, local_spec_dir),
+             (os.path.join(returned.layout, ""), os.path.join(package.root, "")),  # root "/": no "//"
              (returned.layout, package.root)]  # fmt: skip
 
     def local(text: str) -> str:
@@ -230,7 +231,8 @@ class DaskExecutor(Executor):
 
     @property
     def description(self) -> str:
-        return f"cluster {self.client.scheduler.address}, {self.workers} workers"
+        n = self.workers
+        return f"cluster {self.client.scheduler.address}, {n} worker{'s' if n != 1 else ''}"
 
     @property
     def workers(self) -> int:
@@ -243,9 +245,12 @@ class DaskExecutor(Executor):
         self.client.close()
 
     def _file_futures(self, by_hash: dict[str, Path]) -> dict[str, object]:
-        new = {f"vmm-file-{sha}": path.read_bytes() for sha, path in by_hash.items() if sha not in self.scattered}
+        # On every worker (broadcast): a worker that dies takes no file with it that the
+        # others need to retry its test. Lost all the same (every worker died): sent again.
+        new = {f"vmm-file-{sha}": path.read_bytes() for sha, path in by_hash.items()
+               if sha not in self.scattered or self.scattered[sha].status != "finished"}  # fmt: skip
         if new:
-            for key, future in self.client.scatter(new, hash=False).items():
+            for key, future in self.client.scatter(new, hash=False, broadcast=True).items():
                 self.scattered[key.removeprefix("vmm-file-")] = future
         return {sha: self.scattered[sha] for sha in by_hash}
 
@@ -323,7 +328,12 @@ class DaskExecutor(Executor):
         except KilledWorker as exc:
             return TestResult(load_name(item.path), item.path, "error", f"Dask gave up on it: {exc}")
         except Exception as exc:  # noqa: BLE001 - a worker-side failure is this test's error, named
-            return TestResult(load_name(item.path), item.path, "error", f"on the cluster: {type(exc).__name__}: {exc}")
+            why = f"{type(exc).__name__}: {exc}"
+            dead = [w for w in tried if w not in self.alive()]
+            if dead:  # e.g. the files it needed went with the last worker that held them
+                return TestResult(load_name(item.path), item.path, "error",
+                                  f"the worker {dead[-1]} died while running it ({why})")  # fmt: skip
+            return TestResult(load_name(item.path), item.path, "error", f"on the cluster: {why}")
         result = bring_back(returned, item, package, out_dir)
         result.retried_after = [w for w in tried if w != result.worker]
         if options.record and result.outcome == "passed":

@@ -7,6 +7,8 @@
   by ``@pytest.mark.vm(image=...)``. Both close their machines after the test; a failed
   test gets a failure report for each of its machines.
 * Test ids are the tests' names: an expectation file's ``name``, else its file name.
+* Works under pytest-xdist (``pytest -n N``): every test's report folder is its own (its
+  name, or its node id when two tests share a name), whichever worker runs it.
 * A missing image or ROM fails the test, naming the file: it is the test's own error,
   not a missing tool (a test that needs an outside tool skips, naming the tool).
 * A failure raised by vmm (ExpectationFailed, any VmmError) shows the test's own lines,
@@ -25,6 +27,10 @@ import pytest
 
 SUFFIX = ".vmm.toml"
 VMS_KEY = pytest.StashKey[list]()
+# A test's report folder under --vmm-out: its name, or (when another test has the same
+# name, e.g. two files' test_boot) its node id: under pytest-xdist (``-n N``) the workers
+# write into one --vmm-out side by side, and no two tests share a folder.
+FOLDER_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +42,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vm(**machine): the machine the `vm` fixture boots (image=, bios=, mem=...)")
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _folder_name(item: pytest.Item) -> str:
+    if isinstance(item, ExpectationItem):
+        return _safe(item.path.name.removesuffix(".toml").removesuffix(".vmm"))
+    return _safe(item.name)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    from collections import Counter
+
+    names = Counter(_folder_name(item) for item in items)
+    for item in items:
+        name = _folder_name(item)
+        item.stash[FOLDER_KEY] = name if names[name] == 1 else _safe(item.nodeid)
 
 
 def _missing(what: str, needed_by: str) -> None:
@@ -94,6 +119,9 @@ class ExpectationItem(pytest.Item):
             if not needed.exists():
                 _missing(str(needed), f"named by {self.path.name}")
         out = _out_dir(self.config, spec.slug)
+        folder = self.stash.get(FOLDER_KEY, spec.slug)
+        if folder != spec.slug:  # another file has this name: a folder of its own around the report
+            out = out / folder
         if self.config.getoption("--vmm-check-determinism"):
             result = check_determinism(spec, out)
         else:
@@ -161,7 +189,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     message = str(call.excinfo.value).splitlines()[0] if call.excinfo else "the test failed"
     for i, vm in enumerate(vms):
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name)
+        safe = item.stash.get(FOLDER_KEY, _safe(item.name))
         folder = _out_dir(item.config, safe) / safe / f"vm{i}"
         try:
             failure = write_report(vm.session, item.nodeid, "test", message, folder, Keep())

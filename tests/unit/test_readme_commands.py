@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 # `vmm run`, `vmm run\|step\|trace`, `vmm disk info`, `vmm nvram show\|set`
-COMMAND = re.compile(r"`vmm ((?:disk|nvram) [a-z]+(?:\\\|[a-z]+)*|[a-z]+(?:\\\|[a-z]+)*)")
+COMMAND = re.compile(r"`vmm ((?:disk|nvram) [a-z]+(?:\\\|[a-z]+)*|[a-z][a-z-]*(?:\\\|[a-z][a-z-]*)*)")
 GROUPS = ("disk", "nvram")
 
 

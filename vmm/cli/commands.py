@@ -29,7 +29,7 @@ COMMANDS: dict[str, Command] = {
     "step": Command("vmm.cli.debugger", "debug a boot interactively: step, break, back, regs, disas"),
     "trace": Command("vmm.cli.debugger", "write an instruction trace (address, bytes, disassembly, changes)"),
     "test": Command("vmm.testing.cli", "run expectation files (NAME.vmm.toml) against guest images"),
-    "merge-junit": Command("vmm.testing.cli", "merge JUnit XML files (of vmm test --shard K/N jobs) into one"),
+    "merge-junit": Command("vmm.testing.cli", "merge JUnit XML files (e.g. of sharded CI jobs) into one"),
     "create": Command("vmm.bundle.cli", "make a VM bundle NAME/ (NAME.vmx, NAME.nvram, NAME.vmdk)"),
     "show": Command("vmm.bundle.cli", "print a bundle's settings and what vmm makes of each"),
     "set": Command("vmm.bundle.cli", "change one .vmx setting (the whole bundle is checked before it is saved)"),

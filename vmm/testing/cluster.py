@@ -7,9 +7,10 @@ The user runs the cluster (``dask scheduler`` on one machine, ``dask worker ADDR
 * the expectation file's text and the files it needs (image, bundle folder, ROM, kernel,
   disks, start state and the files that state names, golden run, serial_equals files),
   each named by its path under the files' common folder and by the SHA-256 of its
-  content. A file's bytes are scattered to the cluster once per run under the key
-  ``vmm-file-<sha256>``; Dask copies it to a worker the first time a test there needs it
-  and keeps it in that worker's memory: sent once per worker, whatever the number of tests.
+  content. A file's bytes (zlib-compressed: guest RAM is mostly zeros) are scattered
+  once per run under the key ``vmm-file-<sha256>``, broadcast to the workers, which keep
+  them in memory while the run lasts: sent once per worker, whatever the number of tests
+  (and a worker that dies takes no file the others need to retry its test).
 * The worker lays the files out under its own scratch folder in the same tree (a tree is
   built once per worker and per set of files), runs the test there with its own machine
   pool (snapshot fan-out, vmm.testing.fanout) and sends back the TestResult and the files
@@ -140,7 +141,7 @@ def lay_out(package: Package, blobs: dict[str, bytes], scratch: Path) -> Path:
         building = Path(tempfile.mkdtemp(dir=scratch, prefix="vmm-tree-"))
         for rel, sha in package.files.items():
             (building / rel).parent.mkdir(parents=True, exist_ok=True)
-            (building / rel).write_bytes(blobs[sha])  # a copy: a test may write its disk
+            (building / rel).write_bytes(zlib.decompress(blobs[sha]))  # a copy: a test may write its disk
         (building / ".complete").touch()
         tree.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -247,7 +248,7 @@ class DaskExecutor(Executor):
     def _file_futures(self, by_hash: dict[str, Path]) -> dict[str, object]:
         # On every worker (broadcast): a worker that dies takes no file with it that the
         # others need to retry its test. Lost all the same (every worker died): sent again.
-        new = {f"vmm-file-{sha}": path.read_bytes() for sha, path in by_hash.items()
+        new = {f"vmm-file-{sha}": zlib.compress(path.read_bytes(), 1) for sha, path in by_hash.items()
                if sha not in self.scattered or self.scattered[sha].status != "finished"}  # fmt: skip
         if new:
             for key, future in self.client.scatter(new, hash=False, broadcast=True).items():

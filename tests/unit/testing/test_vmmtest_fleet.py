@@ -94,7 +94,7 @@ def test_the_progress_bar_counts_tests_with_an_eta() -> None:
 @pytest.fixture
 def prompt(tmp_path: Path) -> Path:
     require_file(TOYOS)
-    steps = "[[step]]\nexpect = 'toyos\\$ '\nwithin = \"50M\"\n[[step]]\nsnapshot = \"prompt\"\n"
+    steps = '[[step]]\nexpect = \'toyos\\$ \'\nwithin = "50M"\n[[step]]\nsnapshot = "prompt"\n'
     spec = write_spec(tmp_path, "boot", f'[machine]\nimage = "{TOYOS}"\n{steps}')
     assert run_spec(load_spec(spec), tmp_path / "o").outcome == "passed"
     return tmp_path / "o" / "test_boot" / "prompt.vmsn"
@@ -105,8 +105,8 @@ def from_start(folder: Path, name: str, start: Path, steps: str) -> Path:
 
 
 def test_fan_out_boots_once_per_worker_and_reverts_to_the_same_machine(prompt: Path, tmp_path: Path) -> None:
-    echo = "[[step]]\nsend = \"echo hi\\r\"\n[[step]]\nexpect = 'hi\\r\\ntoyos\\$ '\nwithin = \"1s\"\n"
-    poweroff = "[[step]]\nsend = \"poweroff\\r\"\n[[step]]\nexit = 1\nwithin = \"1s\"\n"
+    echo = '[[step]]\nsend = "echo hi\\r"\n[[step]]\nexpect = \'hi\\r\\ntoyos\\$ \'\nwithin = "1s"\n'
+    poweroff = '[[step]]\nsend = "poweroff\\r"\n[[step]]\nexit = 1\nwithin = "1s"\n'
     specs = [load_spec(from_start(tmp_path, name, prompt, steps))
              for name, steps in (("echo", echo), ("off", poweroff), ("echo2", echo))]  # fmt: skip
     pool = MachinePool()

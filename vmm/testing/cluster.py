@@ -260,20 +260,27 @@ class DaskExecutor(Executor):
         events: queue.Queue = queue.Queue()
         completed: queue.Queue = queue.Queue()  # futures, as Dask's thread finishes them
         self.client.subscribe_topic(TOPIC, lambda event: events.put(event[1]))
-        futures: dict[object, tuple[WorkItem, Package]] = {}
+        futures: dict[object, tuple[WorkItem, Package, dict]] = {}
         by_key: dict[str, WorkItem] = {}
-        attempts: dict[str, list[str]] = {}  # test key -> workers it started on, in order
+        attempts: dict[str, list[str]] = {}  # test (its first key) -> workers it started on, in order
+        test_of: dict[str, str] = {}  # Dask key -> the test's first key (a retry has a key of its own)
+
+        def submit(item: WorkItem, package: Package, by_hash: dict) -> object:
+            blobs = self._file_futures(by_hash)
+            future = self.client.submit(run_package, package, blobs, options, key=package.key, pure=False)
+            futures[future] = (item, package, by_hash)
+            future.add_done_callback(completed.put)
+            by_key[package.key] = item
+            test_of.setdefault(package.key, package.key)
+            return future
+
         for item in items:
             try:
                 package, by_hash = package_for(item, self.digests)
             except (OSError, VmmError) as exc:
                 yield item.index, TestResult(load_name(item.path), item.path, "error", str(exc))
                 continue
-            blobs = self._file_futures(by_hash)
-            future = self.client.submit(run_package, package, blobs, options, key=package.key, pure=False)
-            futures[future] = (item, package)
-            future.add_done_callback(completed.put)
-            by_key[package.key] = item
+            submit(item, package, by_hash)
         out_dir = Path(options.out_dir)
         pending = set(futures)
         lonely_since: float | None = None
@@ -288,20 +295,27 @@ class DaskExecutor(Executor):
             done &= pending
             while not events.empty():
                 event = events.get()
-                workers = attempts.setdefault(event["key"], [])
-                workers.append(event["worker"])
-                if started is not None and event["key"] in by_key:
+                if event["key"] not in test_of:
+                    continue  # another client's test on a shared cluster
+                attempts.setdefault(test_of[event["key"]], []).append(event["worker"])
+                if started is not None:
                     started(by_key[event["key"]].index, event["worker"])
             for future in done:
                 pending.discard(future)
-                item, package = futures[future]
-                yield item.index, self._finish(future, item, package, attempts, out_dir, options)
+                item, package, by_hash = futures[future]
+                tried = attempts.get(test_of[package.key], [])
+                if self._lost_with_worker(future, tried):  # once more, elsewhere (files sent again if lost)
+                    retry = dataclasses.replace(package, key=f"{package.key}-retry")
+                    test_of[retry.key] = test_of[package.key]
+                    pending.add(submit(item, retry, by_hash))
+                    continue
+                yield item.index, self._finish(future, item, package, tried, out_dir, options)
             if not pending:
                 break
             alive = self.alive()
             for future in list(pending):  # tried on two workers that both died: an error
-                item, package = futures[future]
-                dead = [w for w in attempts.get(package.key, []) if w not in alive]
+                item, package, _ = futures[future]
+                dead = [w for w in attempts.get(test_of[package.key], []) if w not in alive]
                 if len(dead) >= 2:
                     pending.discard(future)
                     future.cancel()
@@ -310,20 +324,27 @@ class DaskExecutor(Executor):
             lonely_since = (lonely_since or time.monotonic()) if not alive else None
             if lonely_since is not None and time.monotonic() - lonely_since > self.no_worker_wait:
                 for future in pending:
-                    item, package = futures[future]
+                    item, package, _ = futures[future]
                     future.cancel()
-                    dead = attempts.get(package.key, [])
+                    dead = attempts.get(test_of[package.key], [])
                     why = f"the worker {dead[-1]} died while running it" if dead else "it never started"
                     message = f"no Dask workers left for {self.no_worker_wait:g} s: {why}"
                     yield item.index, TestResult(load_name(item.path), item.path, "error", message)
                 pending.clear()
         self.client.unsubscribe_topic(TOPIC)
 
-    def _finish(self, future, item: WorkItem, package: Package, attempts: dict[str, list[str]], out_dir: Path,
+    def _lost_with_worker(self, future, tried: list[str]) -> bool:
+        """The test did not finish because the one worker it started on died (the scheduler may
+        have dropped it with the files only that worker held): worth one more try."""
+        if future.status not in ("error", "cancelled") or len(tried) != 1:
+            return False
+        alive = self.alive()
+        return tried[0] not in alive and bool(alive)
+
+    def _finish(self, future, item: WorkItem, package: Package, tried: list[str], out_dir: Path,
                 options: RunOptions) -> TestResult:  # fmt: skip
         from distributed.scheduler import KilledWorker
 
-        tried = attempts.get(package.key, [])
         try:
             returned: Returned = future.result()
         except KilledWorker as exc:

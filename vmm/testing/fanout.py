@@ -9,9 +9,10 @@ state before each test: a test then costs its own steps plus one copy of guest R
 
 A reverted machine is the machine ``load_machine_state`` would build: CPU, counters,
 clock, devices, stage timeline, RAM and the transcript are the state's, and what a run
-leaves outside the state (the exit the guest took, a pending reset) is forgotten. Disk
-contents are not part of a machine state: tests that share a start state must not write
-their disks (the same rule as for state files, see vmm.snapshot.statefile).
+leaves outside the state (the exit the guest took, a pending reset) is forgotten. A
+machine started from a state writes its disks to memory (``scratch_disks``): a state does
+not hold disk contents, so the disk files stay as the state saw them, and a revert drops
+what the previous test wrote. Tests that share a start state cannot disturb one another.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Start:
 def read_start(path: Path, accel: str | None, remap: PathMap = same_path) -> Start:
     config, state, serial = read_machine_state(path)
     config = remap_config(config, remap)
+    config.scratch_disks = True  # the files stay as the state saw them; a revert drops the writes
     if accel is not None:
         config.accel = accel
     return Start(config.validate(), state, serial)
@@ -84,7 +86,12 @@ def start_machine(start: Start) -> Machine:
 
 
 def revert(machine: Machine, start: Start) -> None:
+    from vmm.disk.scratch import ScratchDisk
+
     forget_run(machine)
+    for disk in machine.disks.values():
+        if isinstance(disk, ScratchDisk):
+            disk.written = {}
     machine.serial_transcript[:] = start.serial
     machine.load_state(start.state)
 

@@ -130,7 +130,7 @@ def run_and_kill(cluster, spec: Path, out: Path, *flags: str) -> tuple[str, str,
 def test_a_killed_worker_retries_its_test_elsewhere_then_errors_name_it(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path / "dask", workers=2)
     try:
-        spec = spin_spec(tmp_path, "spin", "400M")
+        spec = spin_spec(tmp_path, "spin", "1500M")  # about a second or more: killed mid-run
         victim, junit, run = run_and_kill(cluster, spec, tmp_path / "out1")
         assert run.returncode == 0, run.stdout
         assert "PASSED  test_spin" in run.stdout

@@ -144,3 +144,21 @@ def test_pytest_xdist_runs_expectation_files_and_vm_fixtures_in_parallel(panic_i
     result.stdout.fnmatch_lines(["*2 workers*"])
     reports = sorted(str(p.relative_to(out)) for p in out.rglob("report.txt"))
     assert len(reports) == 4 and len({Path(r).parent for r in reports}) == 4, reports
+
+
+def test_a_start_state_machine_writes_its_disks_to_memory_and_a_revert_drops_them(prompt: Path) -> None:
+    from vmm.disk.scratch import ScratchDisk
+
+    image = TOYOS.read_bytes()
+    pool = MachinePool()
+    machine, give_back = pool.checkout(prompt, None)
+    disk = machine.disks["ide0:0"]
+    assert isinstance(disk, ScratchDisk)
+    disk.write(0, bytes(512))  # as a guest would: the sector changes for this test only
+    assert disk.read(0, 1) == bytes(512)
+    give_back(machine)
+    again, give_back = pool.checkout(prompt, None)
+    assert again is machine and again.disks["ide0:0"].read(0, 1) == image[:512]
+    give_back(again)
+    pool.close()
+    assert TOYOS.read_bytes() == image

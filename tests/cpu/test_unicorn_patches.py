@@ -213,3 +213,61 @@ def test_an_irq_raised_under_cli_is_taken_right_after_popf_or_sti():
     cpu2.set_irq_line(True)
     assert cpu2.run(10**8).reason == StopReason.REQUESTED
     assert platform2.bytes_to(0xE9) == b"123I4"
+
+
+LOOPS = """
+    mov ecx, 0x10005
+    xor ax, ax
+1:  inc ax
+    loop 1b                 # 16-bit address size: CX only
+    out 0xE9, al            # 5
+    shr ecx, 16
+    mov al, cl
+    out 0xE9, al            # 1: ECX's high half untouched
+    mov ecx, 0x10003
+    xor ax, ax
+2:  inc ax
+    addr32 loop 2b          # ECX
+    out 0xE9, al            # 0x03 + 0x10000 iterations: low byte 3
+    mov cx, 10
+    xor bx, bx
+3:  inc bx
+    cmp bx, 4
+    loopnz 3b               # ends on ZF = 1 with CX = 6
+    jnz 9f                  # the flags of the CMP survive the block's end
+    mov al, bl
+    out 0xE9, al            # 4
+    mov al, cl
+    out 0xE9, al            # 6
+    mov cx, 7
+    xor si, si
+4:  inc si
+    cmp si, si
+    loopz 4b                # ZF stays 1: runs out CX
+    mov ax, si
+    out 0xE9, al            # 7
+    xor cx, cx
+    jcxz 5f
+    jmp 9f
+5:  mov cx, 1
+    jcxz 9f
+    mov al, 0xAA
+    out 0xE9, al
+    mov al, 1
+    out 0xF4, al
+    hlt
+9:  mov al, 0xEE
+    out 0xE9, al
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_loop_instructions_keep_their_results_and_counts():
+    # 0004: LOOP/LOOPZ/LOOPNZ/JCXZ chain to the next block instead of returning to
+    # Unicorn's loop; what they compute, the flags after them and the count stay.
+    cpu, platform, _ = make_cpu(LOOPS)
+    assert cpu.run(10**8).reason == StopReason.REQUESTED
+    assert platform.bytes_to(0xE9) == bytes([5, 1, 3, 4, 6, 7, 0xAA])
+    assert cpu.instructions == 131_151  # the same as without 0004

@@ -6,7 +6,10 @@
   exits at once, is subtracted);
 - a register loop of five-instruction blocks, vmm against bare Unicorn;
 - the toy OS booted to its shell prompt and powered off by a typed `poweroff`, as whole
-  processes: `vmm run` against QEMU with the same BIOS.
+  processes: `vmm run` against QEMU with the same BIOS;
+- the Debian Linux guest (`make linux-guest`) booted directly (`--kernel`, `--initrd`) to
+  its init's first line, as whole processes: `vmm run` against QEMU TCG (`-M isapc`), with
+  vmm's instruction count at the init stage.
 
 Each pair is interleaved (best of ROUNDS) so that load from other processes hits both
 alike; the machine's load average is printed with the ratios."""
@@ -14,6 +17,7 @@ alike; the machine's load average is printed with the ratios."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -34,7 +38,10 @@ from vmm.machine import Machine
 ROOT = Path(__file__).resolve().parent.parent
 BIOS = ROOT / "firmware" / "build" / "bios.bin"
 TOYOS = ROOT / "guests" / "build" / "toyos.img"
+LINUX = ROOT / "guests" / "build" / "linux"
+LINUX_INIT = b"vmm-linux-guest: init running as pid 1"
 ROUNDS = 3
+LINUX_ROUNDS = 2  # ~5 s of CPU each
 EXIT = """
     mov al, 0x10
     out 0xF4, al
@@ -232,6 +239,49 @@ def toyos_line(qemu: str | None, folder: Path) -> None:
           f"{min(theirs):.3f} s CPU; vmm/QEMU {min(ours) / min(theirs):.2f}x  ({_load()})", flush=True)  # fmt: skip
 
 
+def until_line(command: list[str], line: bytes, cwd: Path, stderr_path: Path) -> float:
+    """Host CPU seconds of a whole process from its start until ``line`` appears on its
+    standard output (then it is killed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with stderr_path.open("wb") as stderr:
+        child = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+        assert child.stdout is not None
+        seen = b""
+        try:
+            while line not in seen:
+                chunk = child.stdout.read1(4096)
+                if not chunk:
+                    raise RuntimeError(f"{command[0]} ended before {line.decode()!r}")
+                seen = seen[-len(line) :] + chunk
+        finally:
+            child.kill()
+            child.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def linux_line(qemu: str | None, folder: Path) -> None:
+    kernel, initrd = LINUX / "vmlinuz", LINUX / "initrd.gz"
+    if not kernel.exists() or not initrd.exists() or qemu is None:
+        print("   Linux line skipped: needs `make linux-guest` and qemu-system-x86_64")
+        return
+    boot = ["--kernel", str(kernel), "--initrd", str(initrd), "--append", "console=ttyS0"]
+    vmm = [str(Path(sys.executable).with_name("vmm")), "run", *boot, "--stages"]
+    ref = [qemu, "-M", "isapc", "-cpu", "qemu64,-apic", "-m", "128", "-accel", "tcg", "-display", "none",
+           "-serial", "stdio", "-monitor", "none", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+           "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0"]  # fmt: skip
+    log = folder / "stderr.txt"
+    ours, theirs = [], []
+    insns = "?"
+    for _ in range(LINUX_ROUNDS):
+        ours.append(until_line(vmm, LINUX_INIT, folder, log))
+        stage = re.search(rb"stage init +at insn +([\d,]+)", log.read_bytes())
+        insns = stage.group(1).decode() if stage else "?"
+        theirs.append(until_line(ref, LINUX_INIT, folder, log))
+    print(f"   Linux, direct boot to init: {insns} insns; vmm {min(ours):.2f} s CPU, QEMU TCG {min(theirs):.2f} s CPU; "
+          f"vmm/QEMU {min(ours) / min(theirs):.2f}x  ({_load()})", flush=True)  # fmt: skip
+
+
 def main() -> None:
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
@@ -248,6 +298,7 @@ def main() -> None:
         rom_line("CRC32 (table loads)", CRC.format(rounds=40), qemu, startup, folder)
         rom_line("register loop (5-instruction blocks)", REGISTER_LOOP.format(n=10_000_000), None, 0.0, folder)
         toyos_line(qemu, folder)
+        linux_line(qemu, folder)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class UnicornCpu(UnicornState):
         self._a20 = True
         self._a20_pending: bool | None = None
         self._running = False
+        self._halted = False  # HLT executed: runs return HALT until an interrupt is taken
+        self._hook_stop = False  # a debug hook stopped the engine (not a HLT)
         self._block_run = False  # inside run(): limit_run() may shorten the deadline
         self._seg = ffi.new("struct vmm_seg *")
         self._data_cbuf = None  # the data window's buffer, pinned while the glue serves it
@@ -230,8 +232,29 @@ class UnicornCpu(UnicornState):
             moved, g.data_moved, g.data_port = g.data_moved, 0, 0x10000
             self._data_done(moved)
 
+    def _still_halted(self) -> bool:
+        """After HLT the CPU waits for an interrupt it accepts (SDM vol. 2A, HLT): a timer
+        event that raises none does not end the HLT, as in QEMU and on KVM."""
+        if self._halted and not (self._g.irq_line and lib.vmm_pending_interrupt(self._g)):
+            return True
+        self._halted = False
+        return False
+
+    def _note_halt(self, result: RunResult | None) -> RunResult | None:
+        if result is not None and result.reason == StopReason.HALT and not self._hook_stop:
+            self._halted = True
+        return result
+
+    def stop_from_hook(self) -> None:
+        """Stop the engine from a hook of the debug capability (breakpoint, watch): to
+        the glue that looks like a HLT, which this says it is not."""
+        self._hook_stop = True
+        self._uc.emu_stop()
+
     def run(self, max_instructions: int) -> RunResult:
         g, c = self._g, self._c
+        if self._still_halted():
+            return RunResult(StopReason.HALT)
         g.deadline = c.insns + max(1, max_instructions)
         c.limit = 0
         self._block_run = True
@@ -240,7 +263,7 @@ class UnicornCpu(UnicornState):
                 failed = self._emulate()
                 if failed is not None:
                     return failed
-                result = self._decode_stop()
+                result = self._note_halt(self._decode_stop())
                 if result is not None:
                     return result
         finally:
@@ -253,6 +276,7 @@ class UnicornCpu(UnicornState):
         and tracing only. Interrupts are still taken at block boundaries, so a timer IRQ
         due during the steps is delivered as in a normal run."""
         before = self._c.insns
+        self._halted = False  # a step runs the next instruction, halted or not
         try:
             result, _counted = self.run_counted(count)
         finally:
@@ -272,6 +296,8 @@ class UnicornCpu(UnicornState):
         the count ran out, or nothing the machine must see) and the glue's whole-block
         count of what ran, which the caller trims (only the last block overshoots)."""
         g, c = self._g, self._c
+        if self._still_halted():
+            return RunResult(StopReason.HALT), 0
         # Unicorn adds its counting hook without dropping blocks translated before: a
         # cached loop would run on uncounted. Translate afresh with the hook.
         self.flush_translations()
@@ -290,13 +316,14 @@ class UnicornCpu(UnicornState):
             # The glue counts the next block before the counting hook stops the run: an
             # overshoot means the count ran out, not that the CPU halted by itself.
             result = None
-        return result, c.insns - before
+        return self._note_halt(result), c.insns - before
 
     def _emulate(self, count: int = 0) -> RunResult | None:
         """One emu_start from the current EIP; RunResult(ERROR) if Unicorn refused."""
         g = self._g
         g.stop_reason = lib.VMM_STOP_NONE
         g.delivering = -1
+        self._hook_stop = False
         eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
         self._running = True
         try:

@@ -128,7 +128,7 @@ class UnicornDebug:
             return
         self._hit = address
         self._hit_insns = self.cpu.instructions
-        uc.emu_stop()
+        self.cpu.stop_from_hook()
 
     # ---- block watch (opt-in slow path: Python once per translated block) ----
 
@@ -152,7 +152,7 @@ class UnicornDebug:
             self._hit = address
             self._hit_insns = self.cpu.instructions
             self._watch_stop = True
-            uc.emu_stop()
+            self.cpu.stop_from_hook()
 
     # ---- instruction trace (the slowest path: Python before every instruction) ----
 
@@ -213,7 +213,7 @@ class UnicornDebug:
         self._access = MemoryAccess(kind, address, size, self.cpu.linear_pc())
         self._access_watched = watched
         self._hit_insns = self.cpu.instructions
-        uc.emu_stop()
+        self.cpu.stop_from_hook()
         return True  # with emu_stop: stop before this instruction (see the module docstring)
 
     def _take_access(self, target: int, pending: RunResult | None) -> DebugStop | None:

@@ -71,6 +71,7 @@ class UnicornState:
         state.dr = [uc.reg_read(reg) for reg in _DR_IDS]
         state.fxsave = self._read_fxsave()
         state.a20_enabled = self._a20 if self._a20_pending is None else self._a20_pending
+        state.halted = self._halted
         return state
 
     def set_state(self, state: X86State) -> None:
@@ -78,6 +79,7 @@ class UnicornState:
         # A loaded state is between instructions: no exception is in flight (left at #DF
         # after a triple fault, the next fault escalated, or a fault went unreported).
         lib.vmm_reset_exception_state(g)
+        self._halted = state.halted
         g.fault_count = 0
         for name, reg in zip(GPR_NAMES, _GPR_IDS, strict=True):
             uc.reg_write(reg, state.gprs[name])

@@ -6,8 +6,9 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 # syslinux, syslinux-common, mtools, dosfstools, fdisk: the Linux guest's disk image (guests/linux).
+# tcpdump, tshark: read the switch's pcap files in the tests.
 # libslirp-dev (pulls libslirp0): `--nic user`, QEMU's user-mode network stack (csrc/build_slirp.py).
-APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch \
+APT_PACKAGES := qemu-system-x86 qemu-utils gdb linux-libc-dev console-setup-linux tmux cmake patch tcpdump tshark \
                 syslinux syslinux-common mtools dosfstools fdisk libslirp-dev
 DEFAULT_GUEST ?= guests/build/toyos/toyos.vmx
 TOYOS_BUNDLE := guests/build/toyos/toyos.vmx
@@ -32,6 +33,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
 	  else echo "vmm: need root to install Debian packages:$$missing" >&2; exit 1; fi; \
 	  echo "installing Debian packages:$$missing"; \
+	  echo 'wireshark-common wireshark-common/install-setuid boolean false' | $$SUDO debconf-set-selections; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

@@ -46,10 +46,11 @@ class SerialConfig:
 @dataclass
 class NicConfig:
     slot: str = "ethernet0"
-    connection: str = "user"  # user | loopback | null (backends in vmm.net.backend)
+    connection: str = "user"  # user | loopback | null | switch (backends in vmm.net.backend)
     mac: str | None = None  # None: derived from the VM's name and the slot (stable per bundle)
     pcap: Path | None = None  # record the NIC's frames here
-    options: dict[str, str] = field(default_factory=dict)  # the backend's own (user: net=, hostfwd=...)
+    # The backend's own options (user: net=, hostfwd=...; switch: switch=PATH, vlan=N...).
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

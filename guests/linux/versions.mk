@@ -7,4 +7,4 @@ BUSYBOX_VERSION := 1:1.35.0-4+deb12u1+b1
 MEMTEST_PACKAGE := memtest86+
 MEMTEST_VERSION := 6.10-4
 # The modules init loads (their dependencies come along, found in each module's modinfo).
-MODULES := virtio_pci virtio_blk virtio_net virtio_balloon virtio_rng
+MODULES := virtio_pci virtio_blk virtio_net virtio_balloon virtio_rng 8021q

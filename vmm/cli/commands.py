@@ -35,6 +35,8 @@ COMMANDS: dict[str, Command] = {
     "set": Command("vmm.bundle.cli", "change one .vmx setting (the whole bundle is checked before it is saved)"),
     "nvram": Command("vmm.bundle.cli", "show or change a bundle's firmware settings (.nvram)"),
     "disk": Command("vmm.disk.cli", "create, inspect, convert, check and commit disk images"),
+    "switch": Command("vmm.net.switch_cli", "serve a virtual Ethernet switch with 802.1Q VLANs (show: its state)"),
+    "lab": Command("vmm.lab.cli", "run several VMs and switches in one process on one virtual clock (LAB.toml)"),
 }  # fmt: skip
 
 

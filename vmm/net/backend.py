@@ -12,16 +12,12 @@ The user-mode NAT and the switch plug in behind the same interface.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from vmm.errors import ConfigError
-
-LINKTYPE_ETHERNET = 1
-PCAP_MAGIC_NS = 0xA1B23C4D
-SNAPLEN = 65535
+from vmm.net.pcap import PcapWriter
 
 
 class NetBackend:
@@ -76,19 +72,9 @@ class PcapTap(NetBackend):
         self.kind = f"{inner.kind}+pcap"
         self.link_up = inner.link_up
         self.external = inner.external
-        self.now_ns = now_ns
-        try:
-            self.file = open(path, "wb")  # noqa: SIM115 - kept open for the run
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot write the packet capture: {exc.strerror}") from None
-        self.file.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+        self.writer = PcapWriter(path, now_ns)
+        self._record = self.writer.write
         inner.attach(self._received)
-
-    def _record(self, frame: bytes) -> None:
-        seconds, nanoseconds = divmod(self.now_ns(), 1_000_000_000)
-        captured = frame[:SNAPLEN]
-        self.file.write(struct.pack("<IIII", seconds, nanoseconds, len(captured), len(frame)) + captured)
-        self.file.flush()
 
     def fds(self) -> list[int]:
         return self.inner.fds()
@@ -109,7 +95,7 @@ class PcapTap(NetBackend):
 
     def close(self) -> None:
         self.inner.close()
-        self.file.close()
+        self.writer.close()
 
 
 def _user(options: dict[str, str], name: str, now_ns: Callable[[], int]) -> NetBackend:
@@ -118,12 +104,20 @@ def _user(options: dict[str, str], name: str, now_ns: Callable[[], int]) -> NetB
     return open_user(options, name, now_ns)
 
 
+def _switch(options: dict[str, str], name: str, now_ns: Callable[[], int]) -> NetBackend:
+    from vmm.net.switch import parse_port_mode
+    from vmm.net.switch_client import SwitchBackend
+
+    return SwitchBackend(Path(options["switch"]), parse_port_mode(options, "--nic switch"), name)
+
+
 # kind -> factory(options, name, now_ns): options are the backend's own keys from --nic/.vmx,
 # now_ns the clock it lives on (the machine's virtual clock in a VM).
 BACKENDS: dict[str, Callable[[dict[str, str], str, Callable[[], int]], NetBackend]] = {
     "loopback": lambda _options, _name, _now_ns: LoopbackBackend(),
     "null": lambda _options, _name, _now_ns: NetBackend(),
     "user": _user,
+    "switch": _switch,
 }
 
 

@@ -44,7 +44,8 @@ def planned_devices(config: MachineConfig) -> list[tuple[str, str]]:
         plan.append(("blk", f"virtio-blk 1af4:1042 {disk.slot}: {disk.path}{' (read-only)' if disk.read_only else ''}"))
     for nic in config.nics:
         mac = nic.mac or default_mac(config.name, nic.slot)
-        plan.append(("net", f"virtio-net 1af4:1041 {nic.slot}: MAC {mac}, backend {nic.connection}"))
+        where = f" {nic.options['switch']}" if nic.connection == "switch" else ""
+        plan.append(("net", f"virtio-net 1af4:1041 {nic.slot}: MAC {mac}, backend {nic.connection}{where}"))
     if config.rng:
         plan.append(("rng", "virtio-rng 1af4:1044 (seeded)"))
     if config.balloon:

@@ -1,0 +1,1 @@
+"""`vmm lab`: several VMs and switches in one process, in lockstep on one virtual clock."""

@@ -88,8 +88,10 @@ def run_qemu(work: Path, through_switch: bool) -> tuple[str, float]:
                               stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         if not through_switch:
-            while not sock.exists():  # QEMU listens once it has started
+            waited = 0.0
+            while not sock.exists() and server.poll() is None and waited < 120:  # QEMU listens once started
                 time.sleep(0.05)
+                waited += 0.05
         subprocess.run(common + ["-serial", f"file:{work / 'qa.serial'}", "-netdev", netdev + ",server=off",
                                  "-drive", f"file={work / 'a.img'},format=raw,if=ide",
                                  "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:09:00:01"],

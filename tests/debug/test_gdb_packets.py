@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 
 import pytest
 
 from tests.cpu.rom import assemble_rom
 from tests.debug.test_watch import COUNTER
 from vmm.config import MachineConfig, SerialConfig
+from vmm.debug.gdbregs import LAYOUT
 from vmm.debug.gdbstub import BAD_PACKET, MAX_MONITOR_COUNT, GdbStub, PacketReader, frame
 from vmm.machine import Machine
 
@@ -118,12 +120,36 @@ def test_monitor_step_with_a_huge_count_is_refused_not_run(stub):
     assert gdb_stub.dbg.instructions == 0
 
 
-def test_gdb_going_away_mid_continue_lets_the_guest_run_to_its_end(stub):
+def test_gdb_going_away_mid_continue_stops_the_guest_and_the_next_gdb_is_served(stub):
     gdb_stub, theirs = stub
     theirs.sendall(raw_frame(b"c"))
-    theirs.close()  # gdb disconnects while the guest runs: the run goes on to its end
-    result = gdb_stub.serve()
-    assert result.reason == "exit-port" and result.status == 33
+    theirs.close()  # gdb vanishes while the guest runs: the guest stops, the stub listens
+    before = None
+    with socket.create_connection(gdb_stub.address) as second:
+        second.sendall(raw_frame(b"qRcmd," + b"status".hex().encode()) + raw_frame(b"?") + raw_frame(b"D"))
+        result = [None]
+        thread = threading.Thread(target=lambda: result.__setitem__(0, gdb_stub.serve()))
+        thread.start()
+        data = b""
+        while len(replies(data)) < 4:  # monitor output, OK, S05, OK (the detach)
+            chunk = second.recv(1 << 16)
+            assert chunk, data
+            data += chunk
+        before = gdb_stub.sessions
+    thread.join()
+    # After the second gdb detached the guest ran on to its end.
+    assert replies(data)[1:] == [b"OK", b"S05", b"OK"]
+    assert before == 1 and result[0].reason == "exit-port" and result[0].status == 33
+    assert b"mode" in bytes.fromhex(replies(data)[0][1:].decode())
+
+
+def test_vmust_reply_empty_gets_an_empty_reply_and_the_layout_is_x86_64(stub):
+    gdb_stub, theirs = stub
+    out = talk(gdb_stub, theirs, raw_frame(b"vMustReplyEmpty"), raw_frame(b"g"), raw_frame(b"p10"))
+    got = replies(out)
+    assert got[0] == b""
+    assert len(got[1]) == 2 * sum(reg.bits // 8 for reg in LAYOUT)
+    assert got[2] == (0xFFF0).to_bytes(8, "little").hex().encode()  # rip, 64 bits at reset
 
 
 def test_a_16_mib_packet_in_small_pieces_is_read_whole():

@@ -24,7 +24,7 @@ def test_gdb_watch_reports_old_and_new_values(tmp_path):
     vmm, port = start_vmm_with_gdb("--bios", str(rom), "--serial", "none", "--wait")
     try:
         commands = ["set pagination off", "set confirm off", f"target remote 127.0.0.1:{port}",
-                    "watch *(int*)0x7000", "continue", "continue", "info registers eip", "kill"]  # fmt: skip
+                    "watch *(int*)0x7000", "continue", "continue", "info registers rip", "kill"]  # fmt: skip
         argv = [gdb, "-nx", "-batch"]
         for command in commands:
             argv += ["-ex", command]
@@ -36,7 +36,7 @@ def test_gdb_watch_reports_old_and_new_values(tmp_path):
     assert "Old value = 0\nNew value = 1" in out, out
     assert "Old value = 1\nNew value = 2" in out, out
     # Stopped after the watched `mov` (F000:0010, 5 bytes): at the next instruction.
-    eips = [line.split()[1] for line in out.splitlines() if line.startswith("eip")]
+    eips = [line.split()[1] for line in out.splitlines() if line.startswith("rip")]
     assert eips == ["0x15"], out
 
 

@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
     machine = make_machine(config, serial_out=serial.write)
     serial.attach(machine)
     machine.log_unclaimed(args.log_unclaimed)
-    from vmm.cli.terminal import StdinFeeder
+    from vmm.cli.terminal import GdbKeys, StdinFeeder
 
     feeder = StdinFeeder(machine, args.keys) if config.serial.kind == "stdio" else None
     poll = feeder.poll if feeder else serial.poll
@@ -130,11 +130,14 @@ def _run(args: argparse.Namespace, bundle) -> int:
         print(f"vmm: {machine.stages.timeline[0].describe()}", end=end, file=sys.stderr, flush=True)
     pace = serial.interactive or bool(feeder and feeder.raw)
     gdb = None
+    gdb_keys = GdbKeys(feeder) if args.gdb else None
     try:
         if args.gdb:
             from vmm.debug.gdbstub import serve_gdb
 
-            gdb = serve_gdb(machine, args.gdb, wait=args.wait)
+            if feeder is not None:
+                feeder.stop_on_leave = False  # the stub stops the machine itself (between its runs)
+            gdb = serve_gdb(machine, args.gdb, wait=args.wait, poll=poll, left=gdb_keys.left)
         deadline = None if max_insns is None else machine.cpu.instructions + max_insns
         # One wall-clock budget for the whole run, resets included.
         wall_end = None if timeout is None else time.monotonic() + timeout
@@ -171,6 +174,8 @@ def _run(args: argparse.Namespace, bundle) -> int:
         if args.log_unclaimed:
             report_unclaimed(machine)
     finally:
+        if gdb_keys:
+            gdb_keys.close()
         if feeder:
             feeder.close()
         serial.close()
@@ -221,7 +226,8 @@ def report(machine, result, stages: bool = False) -> int:
         print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
         return 0
     if result.reason == "stopped":
-        print(f"vmm: left (Ctrl-]) after {insns:,} instructions, {ms:.3f} ms", file=sys.stderr)
+        why = result.detail or "left (Ctrl-])"
+        print(f"vmm: {why} after {insns:,} instructions, {ms:.3f} ms", file=sys.stderr)
         return 0
     print(f"vmm: emulation stopped: {result.detail}", file=sys.stderr)
     return EXIT_ERROR

@@ -30,6 +30,7 @@ class StdinFeeder:
         self.tty_fd = None  # the terminal put in raw mode, restored by close()
         self.saved = None
         self.left = False  # the user pressed Ctrl-]
+        self.stop_on_leave = True  # False: the caller (the gdb stub) looks at ``left`` itself
         self.pending = bytearray()
         if self.fd is not None and os.isatty(self.fd):
             import termios
@@ -71,7 +72,8 @@ class StdinFeeder:
             if before:
                 self.router.type(before)
             self.left = True
-            self.machine.request_stop("stopped")
+            if self.stop_on_leave:
+                self.machine.request_stop("stopped")
             return
         if self.saved is None:
             # Piped text: a line ends in CR on a serial terminal (what Enter sends), so
@@ -99,3 +101,28 @@ class StdinFeeder:
         if transcript and not transcript.endswith(b"\n") and sys.stdout.isatty():
             sys.stdout.write("\n")  # the host prompt must not land after the guest's "toyos$ "
             sys.stdout.flush()
+
+
+class GdbKeys:
+    """How the user at vmm's terminal leaves `vmm run --gdb`: Ctrl-] on a raw terminal
+    (``--serial stdio``; other keys go to the guest), or Ctrl-C (SIGINT) otherwise. The
+    gdb stub asks ``left()`` between its runs, so the guest is never stopped inside a
+    CPU callback (no "Exception ignored from cffi callback")."""
+
+    def __init__(self, feeder: StdinFeeder | None) -> None:
+        import signal
+
+        self.feeder = feeder
+        self.interrupted = False
+        self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, _signum, _frame) -> None:
+        self.interrupted = True
+
+    def left(self) -> bool:
+        return self.interrupted or bool(self.feeder and self.feeder.left)
+
+    def close(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self.previous)

@@ -30,7 +30,8 @@ def test_script_walks_the_toy_os_boot(tmp_path):
     script = tmp_path / "boot.vdb"
     script.write_text(SCRIPT)
     result = subprocess.run([sys.executable, "-m", "vmm", "step", str(image), "--symbols", str(elf),
-                             "--script", str(script)], capture_output=True, text=True, timeout=300)  # fmt: skip
+                             "--stage-kernel", str(elf), "--script", str(script)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
     blocks = out.split("(vmm) ")

@@ -21,7 +21,14 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def add_step_flags(step: argparse.ArgumentParser) -> None:
-    step.add_argument("--symbols", metavar="ELF", help="symbols (and the kernel entry) from an ELF file")
+    step.add_argument("--symbols", metavar="ELF[@BIAS]", action="append", default=[],
+                      help="symbols and source lines from an ELF file, its addresses plus BIAS; repeatable "
+                           "(boot sector, stage 2, kernel). The kernel stage is --stage-kernel's")  # fmt: skip
+    step.add_argument(
+        "--stage-kernel",
+        metavar="ADDR|ELF",
+        help="where the kernel stage starts (an address or an ELF's entry); named, never inferred",
+    )
     step.add_argument("--script", metavar="FILE", help="run the debugger commands in FILE and print the transcript")
     step.add_argument("--checkpoint-every", metavar="N", default="200K",
                       help="instructions between checkpoints for `back` (default 200K; 0: off)")  # fmt: skip
@@ -42,9 +49,9 @@ def open_debugger(args: argparse.Namespace, checkpoint_every: int | None):
 
     config, _ = config_from_args(args)
     config.serial = SerialConfig("none")
-    symbols = Symbols.from_elf(Path(args.symbols)) if getattr(args, "symbols", None) else None
-    if symbols is not None and symbols.entry and "kernel" not in config.stage_entries:
-        config.stage_entries["kernel"] = symbols.entry
+    symbols = Symbols.load(getattr(args, "symbols", None) or [])
+    for note in symbols.notes if symbols else []:
+        print(f"vmm: --symbols {note}", file=sys.stderr)
     machine = make_machine(config)
     return Debugger(machine, symbols, checkpoint_every=checkpoint_every or None)
 

@@ -7,33 +7,40 @@ Addresses are numbers (C syntax: 0x7c00), ``seg:off`` in hex (0000:7c00), a symb
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 
 from vmm.cpu.paging import PageFault, read_linear, walk
 from vmm.debug.engine import MODES, WATCHED_REGISTERS, DebugError, Debugger, Event
+from vmm.debug.expressions import evaluate, register_value
 from vmm.debug.stages import STAGES
 from vmm.debug.views import Disassembler, format_descriptor_table, format_pc, format_registers, status_line
 
 HELP = """\
-step [N] | si [N]     run N instructions (default 1)
-next | n              step over a call or int
-continue | c          run to the next breakpoint (or the end)
-until ADDR            run to ADDR
+step [N] | s | si [N]   run N instructions (default 1)
+next | n              step over a call, int, rep or loop
+continue | c [N]      run to the next breakpoint (Ctrl-C stops it)
+until ADDR            run to ADDR          finish     run until this function returns
 back [N]              go back N instructions (reverse step)
-break ADDR|seg:off|SYMBOL      break on an instruction
+break ADDR | b *ADDR  break on an instruction (0x7c00, 0000:7c00, kmain, kmain+4, $rip)
 break stage NAME      firmware, bootloader, kernel, init
 break mode NAME       real, protected, long, compat
 break cr0|cr4|efer|gdt|idt     break when that register or table changes
-break vector N        break on entry to an exception/interrupt handler
+break vector N        break on entry to a handler: exceptions, INT n and hardware IRQs
 break port N          stop after an IN/OUT to I/O port N
-watch ADDR [LEN] [r|w|rw]      stop after a write (w, default), read (r) or either (rw)
-                      touches LEN bytes (default 4) at ADDR
-delete N | info breakpoints
-regs | gdt | idt | pagetable ADDR | stages | backtrace
-x/N[bwgi] ADDR        examine memory (bytes, 32-bit words, 64-bit giants, instructions)
-disas [ADDR] [N]      disassemble (default: around pc)
-status | help | quit"""
+watch ADDR [LEN] [r|w|rw]      stop after a write (default), read or either of LEN bytes
+delete [N...]         delete breakpoints (all without N)
+info breakpoints | registers [NAME...] | stages | symbol ADDR | line [ADDR]
+regs | gdt | idt | pagetable [ADDR] | stages | backtrace | bt
+x/NFU EXPR            examine: F x d u i s, U b h w g (x/4g $rsp, x/8i $rip, x/s ADDR)
+print | p[/x] EXPR    a value: registers ($rax, rip), symbols, sums (p $rsp+8)
+disas [ADDR] [N]      disassemble (default: at pc)      list [ADDR]  source lines
+send TEXT | send -n TEXT       type to the guest (COM1), with or without Enter
+status | help | quit | q (Ctrl-D)"""
+
+
+MAX_EXAMINE = 4096
 
 
 class CommandError(DebugError):
@@ -50,38 +57,24 @@ class Commands:
         self.highlight = highlight
         self.previous = debugger.state()
         self.quit = False
+        self.last_format, self.last_unit = "x", "b"
+        self.values: list[int] = []  # gdb's $1, $2 ... of print
 
     # ---- parsing ----
 
     def address(self, text: str) -> int:
-        text = text.strip()
-        state = self.dbg.state()
-        if text in ("$pc", "pc"):
-            return state.pc
-        if ":" in text:
-            seg, _, off = text.partition(":")
-            try:
-                return (int(seg, 16) << 4) + int(off, 16)
-            except ValueError:
-                raise CommandError(f"{text!r}: expected seg:off in hex, e.g. 0000:7c00") from None
-        try:
-            return int(text.replace("_", ""), 0)
-        except ValueError:
-            pass
-        symbols = self.dbg.symbols
-        if symbols is not None and symbols.lookup(text) is not None:
-            return symbols.lookup(text)
-        if symbols is None:
-            raise CommandError(f"{text!r} is not an address (pass --symbols ELF for names)")
-        raise CommandError(f"{text!r} is not an address or a known symbol")
+        return evaluate(text, self.dbg.state(), self.dbg.symbols)
 
     def run(self, line: str) -> str:
         line = line.strip()
         if not line or line.startswith("#"):
             return ""
-        match = re.fullmatch(r"x/(\d*)([bwgi]?)\s+(.+)", line)
+        match = re.fullmatch(r"x(?:/(\d*)([a-z]*))?\s+(.+)", line)
         if match:
-            return self.examine(int(match.group(1) or 1), match.group(2) or "b", match.group(3))
+            return self.examine(int(match.group(1) or 1), match.group(2) or "", match.group(3))
+        match = re.fullmatch(r"(?:p|print)(?:/([xdu]))?\s+(.+)", line)
+        if match:
+            return self.print_value(match.group(1) or "", match.group(2))
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -190,14 +183,97 @@ class Commands:
         return f"watchpoint {bp.describe()}"
 
     def cmd_delete(self, args: list[str]) -> str:
-        return f"deleted {self.dbg.delete(self._count(args, 0)).describe()}"
+        if not args:  # gdb: `delete` removes every breakpoint
+            gone = [self.dbg.delete(bp.number).describe() for bp in list(self.dbg.breakpoints)]
+            return "deleted " + ", ".join(gone) if gone else "no breakpoints"
+        return "\n".join(f"deleted {self.dbg.delete(self._number(arg)).describe()}" for arg in args)
+
+    def _number(self, text: str) -> int:
+        try:
+            return int(text.lstrip("#"), 0)
+        except ValueError:
+            raise CommandError(f"{text!r} is not a breakpoint number") from None
 
     def cmd_info(self, args: list[str]) -> str:
-        if args and args[0].startswith("b"):
+        what = args[0] if args else ""
+        if what and "breakpoints".startswith(what):
             return "\n".join(bp.describe() for bp in self.dbg.breakpoints) or "no breakpoints"
-        if args and args[0].startswith("r"):
+        if what and "registers".startswith(what):
+            if len(args) > 1:
+                state = self.dbg.state()
+                lines = []
+                for name in args[1:]:
+                    value = register_value(state, name)
+                    if value is None:
+                        raise CommandError(f"no register {name!r}")
+                    lines.append(f"{name.lstrip('$'):<8} {value:#018x}  {value}")
+                return "\n".join(lines)
             return self.cmd_regs([])
-        raise CommandError("info breakpoints | info registers")
+        if what and "stages".startswith(what):
+            return self.cmd_stages([])
+        if what and "symbol".startswith(what) and len(args) > 1:
+            addr = self.address(args[1])
+            name = self.dbg.symbols.name_for(addr) if self.dbg.symbols else None
+            return f"{addr:#x} is {name}" if name else f"no symbol matches {addr:#x}"
+        if what and "line".startswith(what):
+            return self._where_line(self.address(args[1]) if len(args) > 1 else self.dbg.state().pc)
+        raise CommandError("info breakpoints | registers [NAME...] | stages | symbol ADDR | line [ADDR]")
+
+    def _where_line(self, addr: int) -> str:
+        found = self.dbg.symbols.line_for(addr) if self.dbg.symbols else None
+        if found is None:
+            return f"no line table covers {addr:#x}"
+        return f"{addr:#x} is at {found[0]}:{found[1]}"
+
+    def cmd_finish(self, args: list[str]) -> str:
+        """Run until the current function returns (to the return address on the stack:
+        at the function's first instruction [sp], else [bp + word], as a frame-pointer walk)."""
+        state = self.dbg.state()
+        if state.mode in ("real", "vm86"):
+            raise CommandError("finish: no frame walk in real mode (use until ADDR)")
+        size = 8 if state.mode == "long" else 4
+        mask = (1 << 8 * size) - 1
+        at_entry = self.dbg.symbols is not None and self.dbg.symbols.name_for(state.pc, exact=True) is not None
+        slot = state.gprs["rsp"] & mask if at_entry else (state.gprs["rbp"] + size) & mask
+        try:
+            ret = int.from_bytes(read_linear(self.dbg.reader, state, slot, size), "little")
+        except PageFault as exc:
+            raise CommandError(f"finish: cannot read the return address: {exc}") from None
+        self.previous = state
+        name = self.dbg.symbols.name_for(ret) if self.dbg.symbols else None
+        event = self.dbg.until(ret, self.max_count)
+        if event.kind == "done":
+            event.text = f"returned to {ret:#x}" + (f" <{name}>" if name else "")
+        return self.after(event)
+
+    def cmd_list(self, args: list[str]) -> str:
+        """Source lines around pc (or ADDR) when the ELF has a line table."""
+        addr = self.address(args[0]) if args else self.dbg.state().pc
+        found = self.dbg.symbols.line_for(addr) if self.dbg.symbols else None
+        if found is None:
+            raise CommandError(f"no source for {addr:#x} (needs --symbols ELF built with -g)")
+        path, line = found
+        relative = os.path.relpath(path)
+        path = path if relative.startswith("..") else relative
+        try:
+            with open(path, errors="replace") as handle:
+                text = handle.read().splitlines()
+        except OSError as exc:
+            raise CommandError(f"{path}: cannot read the source ({exc.strerror})") from None
+        first = max(1, line - 4)
+        shown = [
+            f"{'=>' if n == line else '  '} {n:>4} {text[n - 1]}" for n in range(first, min(len(text), first + 9) + 1)
+        ]
+        return f"{path}:{line}\n" + "\n".join(shown)
+
+    def cmd_send(self, args: list[str]) -> str:
+        """Type to the guest's COM1: the text, then Enter (``send -n`` leaves Enter out)."""
+        newline = True
+        if args and args[0] == "-n":
+            newline, args = False, args[1:]
+        text = " ".join(args) + ("\r" if newline else "")
+        self.dbg.machine.send(text.encode())
+        return f"sent {len(text)} bytes to COM1"
 
     # ---- looking ----
 
@@ -211,11 +287,9 @@ class Commands:
         return format_descriptor_table(self.dbg.reader, self.dbg.state(), "idt")
 
     def cmd_pagetable(self, args: list[str]) -> str:
-        if not args:
-            raise CommandError("pagetable needs an address")
-        linear = self.address(args[0])
         state = self.dbg.state()
-        lines = [f"cr3={state.cr3:#x} mode {state.mode}"]
+        linear = self.address(args[0]) if args else state.pc  # without an address: pc's walk from CR3
+        lines = [f"cr3={state.cr3:#x} mode {state.mode}" + ("" if args else f", walk of pc {linear:#x}")]
         try:
             phys, levels = walk(self.dbg.reader, state, linear)
         except PageFault as exc:
@@ -224,23 +298,51 @@ class Commands:
         lines.append(f"{linear:#x} -> physical {phys:#x}")
         return "\n".join(lines)
 
-    def examine(self, count: int, unit: str, where: str) -> str:
+    def examine(self, count: int, letters: str, where: str) -> str:
+        """gdb's ``x/NFU``: F one of x d u i s, U one of b h w g (sticky, as gdb)."""
+        bad = set(letters) - set("xduisbhwg")
+        if bad:
+            raise CommandError(f"x/{letters}: unknown format or unit {''.join(sorted(bad))!r} (x d u i s; b h w g)")
+        fmt = next((c for c in letters if c in "xduis"), self.last_format)
+        unit = next((c for c in letters if c in "bhwg"), self.last_unit)
+        self.last_format, self.last_unit = fmt, unit
+        if count > MAX_EXAMINE:
+            raise CommandError(f"x: at most {MAX_EXAMINE} units at once")
         addr = self.address(where)
         state = self.dbg.state()
-        if unit == "i":
+        if fmt == "i":
             return self.disasm.format(state, addr, count, current=state.pc)
-        size = {"b": 1, "w": 4, "g": 8}[unit]
+        if fmt == "s":
+            try:
+                data = read_linear(self.dbg.reader, state, addr, 256)
+            except PageFault as exc:
+                raise CommandError(str(exc)) from None
+            text = data.split(bytes(1))[0].decode("latin-1")
+            return f"{addr:#x}: {text!r}"
+        size = {"b": 1, "h": 2, "w": 4, "g": 8}[unit]
         try:
             data = read_linear(self.dbg.reader, state, addr, count * size)
         except PageFault as exc:
             raise CommandError(str(exc)) from None
         lines = []
-        per_line = 16 // size
+        per_line = 16 // size if fmt == "x" else max(1, 8 // size)
         for i in range(0, count, per_line):
-            cells = [int.from_bytes(data[(i + j) * size : (i + j + 1) * size], "little")
-                     for j in range(min(per_line, count - i))]  # fmt: skip
-            lines.append(f"{addr + i * size:#x}: " + " ".join(f"{c:0{2 * size}x}" for c in cells))
+            cells = []
+            for j in range(min(per_line, count - i)):
+                value = int.from_bytes(data[(i + j) * size : (i + j + 1) * size], "little", signed=fmt == "d")
+                cells.append(f"{value:0{2 * size}x}" if fmt == "x" else str(value))
+            label = self.dbg.symbols.name_for(addr + i * size) if self.dbg.symbols else None
+            lines.append(f"{addr + i * size:#x}{f' <{label}>' if label else ''}: " + " ".join(cells))
         return "\n".join(lines)
+
+    def print_value(self, fmt: str, expression: str) -> str:
+        value = self.address(expression)
+        self.values.append(value)
+        name = self.dbg.symbols.name_for(value) if self.dbg.symbols else None
+        text = {"x": f"{value:#x}", "d": str(value - (1 << 64) if value >> 63 else value), "u": str(value)}.get(
+            fmt, f"{value:#x} ({value})"
+        )
+        return f"${len(self.values)} = {text}" + (f" <{name}>" if name and not fmt else "")
 
     def cmd_disas(self, args: list[str]) -> str:
         state = self.dbg.state()
@@ -259,7 +361,16 @@ class Commands:
             return "\n".join(lines + ["(no frame-pointer walk in real mode)"])
         size = 8 if state.mode == "long" else 4
         frame = state.gprs["rbp"] & ((1 << 8 * size) - 1)
-        for depth in range(1, 16):
+        if symbols is not None and symbols.name_for(state.pc, exact=True) is not None:
+            # At a function's first instruction the return address is at [sp] (no frame yet).
+            try:
+                ret = int.from_bytes(read_linear(self.dbg.reader, state, state.gprs["rsp"], size), "little")
+            except PageFault:
+                ret = 0
+            name = symbols.name_for(ret)
+            if name:
+                lines.append(f"#1 {ret:#x} <{name}>")
+        for depth in range(len(lines), 16):
             try:
                 raw = read_linear(self.dbg.reader, state, frame, 2 * size)
             except PageFault:
@@ -291,6 +402,7 @@ class Commands:
         "continue": cmd_continue, "c": cmd_continue, "cont": cmd_continue,
         "until": cmd_until, "back": cmd_back, "reverse-step": cmd_back,
         "break": cmd_break, "b": cmd_break, "watch": cmd_watch, "delete": cmd_delete, "info": cmd_info,
+        "finish": cmd_finish, "list": cmd_list, "l": cmd_list, "send": cmd_send, "d": cmd_delete,
         "regs": cmd_regs, "registers": cmd_regs, "gdt": cmd_gdt, "idt": cmd_idt,
         "pagetable": cmd_pagetable, "disas": cmd_disas, "stages": cmd_stages,
         "backtrace": cmd_backtrace, "bt": cmd_backtrace, "status": cmd_status,

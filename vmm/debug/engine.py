@@ -93,10 +93,39 @@ class Debugger:
         self._watch_values: dict[str, object] = {}
         self._watch_event: Event | None = None
         self._last_mode = self.state().mode
-        self._interrupts_seen = self._interrupt_total()
+        self._sync_interrupts()
         self.finished: Event | None = None
+        self.interrupt_requested = False  # set by Ctrl-C (another thread or a signal handler)
+        self.last_irq_vector: int | None = None
+        self._watch_irq_acknowledge()
         if self.checkpoint_every:
             self._checkpoint()
+
+    def _watch_irq_acknowledge(self) -> None:
+        """Note the vector of each hardware interrupt the CPU takes (the PIC's answer to
+        the INTA cycle), for ``break vector N`` on IRQ vectors."""
+        platform = getattr(self.machine, "platform", None)
+        acknowledge = getattr(platform, "interrupt_acknowledge", None)
+        if acknowledge is None:
+            return
+
+        def noted() -> int:
+            vector = acknowledge()
+            self.last_irq_vector = vector
+            return vector
+
+        platform.interrupt_acknowledge = noted
+
+    def interrupt(self) -> None:
+        """Stop a run under way at the next host check (Ctrl-C); safe from any thread."""
+        self.interrupt_requested = True
+
+    def _poll_interrupt(self) -> None:
+        if self.interrupt_requested:
+            from vmm.machine import MachineExit
+
+            self.interrupt_requested = False
+            self.machine.exit = MachineExit("interrupted", detail="Ctrl-C")
 
     # ---- state ----
 
@@ -197,7 +226,7 @@ class Debugger:
         self.cpu.set_block_watch(self._block_watch if needs else None)
         self._watch_values = self._register_values()
         self._last_mode = self.state().mode
-        self._interrupts_seen = self._interrupt_total()
+        self._sync_interrupts()
 
     def _register_values(self) -> dict[str, object]:
         if not any(bp.kind == "reg" for bp in self.breakpoints):
@@ -205,6 +234,10 @@ class Debugger:
         s = self.state()
         return {"cr0": s.cr0, "cr4": s.cr4, "efer": s.efer, "gdt": (s.gdt.base, s.gdt.limit),
                 "idt": (s.idt.base, s.idt.limit)}  # fmt: skip
+
+    def _sync_interrupts(self) -> None:
+        self._interrupts_seen = self._interrupt_total()
+        self._irqs_seen = self.machine.cpu.stats.get("irqs", 0)
 
     def _interrupt_total(self) -> int:
         stats = self.machine.cpu.stats
@@ -240,8 +273,13 @@ class Debugger:
             total = self._interrupt_total()
             if total != self._interrupts_seen:
                 self._interrupts_seen = total
-                chain = self.machine.cpu.fault_chain()
-                vector = chain[-1][0] if chain else None
+                irqs = self.machine.cpu.stats.get("irqs", 0)
+                if irqs != self._irqs_seen:  # a hardware interrupt: the PIC's vector
+                    self._irqs_seen = irqs
+                    vector = self.last_irq_vector
+                else:  # an exception or INT n
+                    chain = self.machine.cpu.fault_chain()
+                    vector = chain[-1][0] if chain else None
                 for bp in vectors:
                     if vector == bp.value:
                         text = f"interrupt vector {vector:#x} entered ({bp.describe()})"
@@ -286,7 +324,7 @@ class Debugger:
         if honour_breaks:
             self._last_mode = self._mode_from_hflags()
             self._watch_values = self._register_values()
-            self._interrupts_seen = self._interrupt_total()
+            self._sync_interrupts()
         event = self._loop(target, honour_breaks)
         self._note_stop()
         return event
@@ -303,7 +341,9 @@ class Debugger:
         while True:
             self._watch_event = None
             count = None if target is None else max(0, target - self.instructions)
-            exit_ = machine.run(max_instructions=count, stops=stops)
+            exit_ = machine.run(max_instructions=count, stops=stops, poll=self._poll_interrupt)
+            if exit_.reason == "interrupted":
+                return Event("interrupted", f"interrupted (Ctrl-C) at insn {self.instructions:,}")
             if exit_.guest_ended or exit_.reason == "stopped":
                 return self._finish(exit_)
             if exit_.reason == "limit":
@@ -400,7 +440,7 @@ class Debugger:
         self.machine.exit = None
         self._watch_values = self._register_values()
         self._last_mode = self.state().mode
-        self._interrupts_seen = self._interrupt_total()
+        self._sync_interrupts()
         # Replay through the same stops the forward run made, so block starts coincide.
         stops = [s for s in self._stops if start < s < target]
         for stop in stops:

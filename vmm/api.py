@@ -111,3 +111,24 @@ class MachineApi:
         from vmm.snapshot.statefile import load_machine_state
 
         return load_machine_state(path, serial_out=serial_out, cpu_factory=cpu_factory)
+
+    # ---- snapshots (vmm/snapshot/live.py) ----
+
+    def take_snapshot(self: Machine, path: Path | str, disks: str = "keep"):
+        """Write a snapshot (``path`` .vmsn + sparse .vmem) and return its handle (LiveSnapshot)."""
+        from vmm.snapshot.live import take
+
+        return take(self, path, disks)
+
+    def revert_snapshot(self: Machine, snapshot) -> None:
+        """Back to ``snapshot`` (from take_snapshot): RAM by copy-on-write mmap, devices, CPU, scratch disks."""
+        from vmm.snapshot.live import revert
+
+        revert(self, snapshot)
+
+    @staticmethod
+    def from_snapshot(path: Path | str, serial_out=None, cpu_factory=None) -> Machine:
+        """A new Machine continuing from a snapshot file (disk writes go to a throwaway delta)."""
+        from vmm.snapshot.live import load
+
+        return load(path, serial_out=serial_out, cpu_factory=cpu_factory)

@@ -529,7 +529,9 @@ class _Reader:
                 ignored.append(key)
             elif lower in self.used or lower in INFORMATIONAL_KEYS or self._switched_off(lower):
                 continue
-            elif lower == "checkpoint.vmstate" and not self.vmx.get(key):
+            elif lower == "checkpoint.vmstate":
+                # the suspended state vmm run resumes from (vmm.snapshot.bundle)
+                self.meaning.setdefault(lower, "suspended: vmm run resumes from this checkpoint")
                 continue
             else:
                 ignored.append(key)

@@ -34,6 +34,8 @@ COMMANDS: dict[str, Command] = {
     "show": Command("vmm.bundle.cli", "print a bundle's settings and what vmm makes of each"),
     "set": Command("vmm.bundle.cli", "change one .vmx setting (the whole bundle is checked before it is saved)"),
     "nvram": Command("vmm.bundle.cli", "show or change a bundle's firmware settings (.nvram)"),
+    "snapshot": Command("vmm.snapshot.cli", "take, list, revert, delete or check snapshots of a VM bundle"),
+    "ctl": Command("vmm.control.cli", "send a command to a running VM's control channel (status, pause, ...)"),
     "disk": Command("vmm.disk.cli", "create, inspect, convert, check and commit disk images"),
     "switch": Command("vmm.net.switch_cli", "serve a virtual Ethernet switch with 802.1Q VLANs (show: its state)"),
     "lab": Command("vmm.lab.cli", "run several VMs and switches in one process on one virtual clock (LAB.toml)"),

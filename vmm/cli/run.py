@@ -58,6 +58,9 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     run.add_argument("--check-determinism", metavar="SEED", nargs="?", const=0, type=int,
                      help="run twice, in one slice and in small random slices (seeded, default 0), "
                           "and report the first difference (exit 0: none, 1: one)")  # fmt: skip
+    from vmm.control.session import add_flags as add_control_flags
+
+    add_control_flags(run)
     run.set_defaults(func=cmd_run)
 
 
@@ -94,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from vmm.bundle.lock import VmLock
 
         bundle = read_bundle(Path(args.image), *scope_args(args))
+        if getattr(args, "from_snapshot", None):
+            return _run(args, bundle)  # the bundle is only read: no lock (many VMs may start from one snapshot)
         # One monitor per VM; the guest's CMOS goes back into the .nvram at power-off.
         with VmLock(bundle.vmx_path):
             return _run(args, bundle)
@@ -113,6 +118,9 @@ def _run(args: argparse.Namespace, bundle) -> int:
         from vmm.determinism import report as check_determinism
 
         return check_determinism(config, make_machine, max_insns, args.check_determinism)
+    from vmm.control.session import RunSession
+
+    session = RunSession(args, bundle, config)  # a resume or --from-snapshot: before the machine is built
     serial = open_serial(config)
     if config.serial.kind == "socket":
         host, port = serial.address[:2]
@@ -124,6 +132,11 @@ def _run(args: argparse.Namespace, bundle) -> int:
 
     feeder = StdinFeeder(machine, args.keys) if config.serial.kind == "stdio" else None
     poll = feeder.poll if feeder else serial.poll
+    try:
+        poll = session.start(machine, poll)
+    except BaseException:
+        session.close()
+        raise
     end = feeder.line_end() if feeder else "\n"
     if args.stages:
         machine.on_stage = lambda t: print(f"vmm: {t.describe()}", end=end, file=sys.stderr, flush=True)
@@ -167,13 +180,16 @@ def _run(args: argparse.Namespace, bundle) -> int:
             result.detail = f"stopped after {timeout:g} s of wall time"
         elif result.reason == "limit" and max_insns is not None:
             result.detail = f"stopped after {max_insns:,} instructions"
+            if session.saved is not None:  # resumed: say where that is since power-on
+                result.detail += f" (at instruction {machine.instructions:,} since power-on)"
         if screenshot is not None:
             write_output(screenshot, "--screenshot", machine.vga.screenshot_png)
-        if bundle is not None:
+        if bundle is not None and not getattr(args, "from_snapshot", None):
             bundle.store_cmos(machine.cmos.nvram_bytes())
         if args.log_unclaimed:
             report_unclaimed(machine)
     finally:
+        session.close()
         if gdb_keys:
             gdb_keys.close()
         if feeder:
@@ -223,6 +239,12 @@ def report(machine, result, stages: bool = False) -> int:
         if boot_failed(machine):
             print(f"vmm: {describe_boot_failure(machine)}", file=sys.stderr)
             return EXIT_NO_BOOT
+        print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
+        return 0
+    if result.reason == "suspended":
+        print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
+        return 0
+    if result.reason == "stopped" and result.detail:
         print(f"vmm: {result.detail} after {insns:,} instructions", file=sys.stderr)
         return 0
     if result.reason == "stopped":

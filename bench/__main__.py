@@ -8,7 +8,8 @@ import time
 
 MODULES = ["bench.bench_speed", "bench.bench_cpu", "bench.bench_boot", "bench.bench_disk", "bench.bench_kvm",
            "bench.bench_harness", "bench.bench_debug", "bench.bench_port_io", "bench.bench_start",
-           "bench.bench_linux", "bench.bench_usernet", "bench.bench_fleet", "bench.bench_net_switch"]  # fmt: skip
+           "bench.bench_linux", "bench.bench_usernet", "bench.bench_fleet", "bench.bench_net_switch",
+           "bench.bench_snapshot"]  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -312,13 +312,20 @@ def _balloon(server: ControlServer, arguments: dict) -> dict:
     else:
         value = _arg(arguments, "value", int)
         mib = value >> 20
-    balloon = server.machine.pci.balloon if server.machine.pci is not None else None
-    if balloon is None:
-        raise RequestError("this VM has no balloon device (--machine pc --balloon, or vmm.balloon)")
-    if not 0 <= mib <= server.machine.memory.size >> 20:
-        raise RequestError(f"balloon target {mib} MiB is outside 0-{server.machine.memory.size >> 20} MiB")
-    balloon.set_target(mib)
-    return {"target_mib": mib, "actual_mib": balloon.actual >> 8}
+    pci = server.machine.pci
+    if pci is None:
+        raise RequestError("the balloon needs --machine pc --balloon (this VM is an isapc)")
+    setter = getattr(pci, "set_balloon_target", None)
+    if setter is not None:  # issue 16's call: checks the range, returns a BalloonStatus (ConfigError else)
+        status = setter(mib)
+        return {"target_mib": mib, "status": str(status)}
+    if pci.balloon is None:
+        raise RequestError("this machine has no balloon device (run it with --balloon, or vmm.balloon in the .vmx)")
+    ram_mib = server.machine.memory.size >> 20
+    if not 0 <= mib <= ram_mib:
+        raise RequestError(f"balloon: target {mib} MiB is not between 0 and the guest's {ram_mib} MiB")
+    pci.balloon.set_target(mib)
+    return {"target_mib": mib, "actual_mib": pci.balloon.actual >> 8}
 
 
 def _send_keys(server: ControlServer, arguments: dict) -> dict:

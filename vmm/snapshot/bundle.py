@@ -192,6 +192,7 @@ class BundleSnapshots:
                 vmx.set("checkpoint.vmState", self.vmss_path.name)
             else:
                 vmx.delete("checkpoint.vmState")
+        replaced = {name for _, name in self.disks(self.vmx(), strict=False)}
         vmx.save()
         tree.current = snap.uid
         tree.save(self.vmsd_path)
@@ -199,7 +200,7 @@ class BundleSnapshots:
             self._switch_disks(dict(zip((n for n, _ in snap.disks), children, strict=True)))
             if saved.powered_on:
                 load_into(self.machine, saved)
-        self.collect_garbage()
+        self.collect_garbage(replaced)  # the deltas the VM ran on go, with what it wrote since
         return snap
 
     def _unwritten(self, snap: Snapshot) -> bool:
@@ -241,7 +242,7 @@ class BundleSnapshots:
             tree.current = snap.parent
         tree.snapshots.remove(snap)
         tree.save(self.vmsd_path)
-        self.collect_garbage()
+        self.collect_garbage({name for _, name in snap.disks})
         return snap
 
     # ---- suspend / resume ----
@@ -349,7 +350,8 @@ class BundleSnapshots:
 
     def unreferenced(self) -> list[Path]:
         """Files of this bundle's snapshot machinery that nothing refers to (what a killed
-        operation can leave), and temporary files of interrupted writes."""
+        operation can leave, what a revert or delete made useless), and temporary files of
+        interrupted writes."""
         disks, states = self.referenced()
         own = re.compile(re.escape(self.stem) + self.OWN_FILE + "$")
         found = []
@@ -363,17 +365,37 @@ class BundleSnapshots:
                 found.append(path)
         return found
 
-    def collect_garbage(self) -> list[Path]:
+    def collect_garbage(self, replaced: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+        """Remove what nothing refers to. A delta disk that holds data goes only when this
+        operation made it useless (``replaced``): one the user pointed the .vmx away from by
+        hand is kept (``check`` lists it); empty ones (a killed take's) always go."""
         try:
-            removed = self.unreferenced()
+            found = self.unreferenced()
         except VmmError:
             return []  # a chain that does not open: remove nothing (`vmm snapshot check` says why)
+        removed = [p for p in found if p.suffix != ".vmdk" or p.name in replaced or empty_delta(p)]
         for path in removed:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if removed:
             fsync_dir(self.folder)
         return removed
+
+
+def empty_delta(path: Path) -> bool:
+    """A sparse VMDK with no grain allocated: its file ends where its metadata ends."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            header = f.read(512)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) < 72 or header[:4] != b"KDMV":
+        return False
+    (overhead,) = struct.unpack_from("<Q", header, 64)
+    return size <= overhead * 512
 
 
 def _check_name(name: str) -> str:

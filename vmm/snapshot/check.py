@@ -69,8 +69,14 @@ def check_bundle(vmx_path: Path) -> tuple[list[str], list[str]]:
         except VmmError as exc:
             problems.append(f"{vmx_path.name}: checkpoint.vmState: {exc}")
     try:
+        from vmm.snapshot.bundle import empty_delta
+
         for path in snapshots.unreferenced():
-            notes.append(f"{path.name} is not referred to by the .vmx or the .vmsd (left by an interrupted operation)")
+            if path.suffix == ".vmdk" and not empty_delta(path):
+                notes.append(f"{path.name} is not referred to by the .vmx or the .vmsd and holds data: "
+                             "remove it by hand if it is not needed")  # fmt: skip
+            else:
+                notes.append(f"{path.name} is not referred to by the .vmx or the .vmsd (the next operation removes it)")
     except VmmError:
         pass  # already reported as a problem above
     return problems, notes

@@ -24,7 +24,7 @@ INTEGERS = {"mib", "value"}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    p.description = (
+    p.description = f"{p.description}. " + (
         "Send one command to a running VM: status, pause, continue, snapshot-take NAME, snapshot-revert NAME, "
         "snapshot-delete NAME, snapshot-list, suspend, balloon MIB, send-keys KEY..., send TEXT, "
         "screenshot FILE, quit, query-commands."
@@ -32,7 +32,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("vm", nargs="?", help="the bundle (NAME.vmx or its folder); or use --socket")
     p.add_argument("command", nargs="?", help="the command (vmm ctl VM query-commands lists them)")
     p.add_argument("args", nargs="*", help="the command's arguments, in order")
-    p.add_argument("--socket", metavar="PATH", help="the control socket (a VM run with --monitor PATH)")
+    p.add_argument("--socket", metavar="PATH", help="the control socket of a VM run with a socket of its own")
     p.add_argument("--json", metavar="OBJECT", dest="json_arguments", help="the arguments as a JSON object")
     p.add_argument("--json-output", action="store_true", help="print the reply as JSON")
     p.set_defaults(func=cmd_ctl)

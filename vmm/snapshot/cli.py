@@ -19,7 +19,7 @@ EXIT_DAMAGED = 3
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    p.description = (
+    p.description = f"{p.description}. " + (
         "Snapshots of a VM bundle, running or powered off, in VMware's files (NAME.vmsd, "
         "NAME-SnapshotN.vmsn/.vmem, NAME-00000N.vmdk delta disks)."
     )

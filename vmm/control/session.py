@@ -103,8 +103,11 @@ class RunSession:
             server = self.server
 
             def on_sigterm(signum, frame) -> None:
+                # Only a flag: the suspend happens in the run loop's next poll, between two
+                # slices. Stopping the CPU here would cut a translated block in the middle
+                # (the handler runs inside a port hook), whose instructions were counted
+                # whole when it started: the resumed run would count the rest twice.
                 server.suspend_requested = True
-                machine.cpu.request_stop()
 
             self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
         return poll

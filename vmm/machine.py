@@ -81,10 +81,12 @@ class Machine(MachineApi):
         self.stages = StageTracker(config.stage_entries.get("kernel"))
         self.disks = self._open_disks()
         self._build_devices()
-        self.platform = BusPlatform(self.io, self.mmio, self.pic.acknowledge)
+        self.platform = BusPlatform(self.io, self.mmio, self.intc.acknowledge)
         self.cpu = (cpu_factory or self._default_cpu)(self)
-        # The 8259A's INTR output drives the CPU's input directly (no stop in Machine).
-        self.pic.on_output = self.cpu.set_irq_line
+        # The interrupt controller's INTR output (the 8259A's, or on `pc` the local
+        # APIC's) drives the CPU's input directly (no stop in Machine).
+        self.intc.on_output = self.cpu.set_irq_line
+        self._show_local_apic()
         self._attach_data_window()
         self.clock.attach(lambda: self.cpu.instructions)
         self.clock.on_arm = self._on_timer_armed
@@ -143,6 +145,10 @@ class Machine(MachineApi):
         # With KVM's in-kernel irqchip the lines go to KVM (KVM_IRQ_LINE), and KVM answers
         # the PIC and PIT ports itself: vmm's own stay unwired.
         sink = (lambda n, level: self.cpu.set_irq(n, level)) if kernel_irqchip else self.pic.set_irq
+        self.intc = self.pic  # what the CPU's INTR and INTA talk to
+        self.lapic = self.ioapic = None
+        if self.config.machine == "pc" and not kernel_irqchip:
+            sink = self._build_apics()
         irq = [IrqLine(n, sink) for n in range(16)]
         self.irq_lines = irq
         self.pit = Pit8254(self.clock, NullIrqLine(0) if kernel_irqchip else irq[0])
@@ -167,7 +173,7 @@ class Machine(MachineApi):
         self.post = PostCodePort()
         self.debugcon = DebugConsole(self.debug_transcript.append)
         self.exit_port = ExitPort(self._on_exit_port)
-        self.devices = [self.pic, self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
+        self.devices = [self.pic, *self.apics(), self.pit, self.cmos, self.kbc, self.port92, self.uart, self.vga,
                         self.ata, self.dma, self.fdc, self.post, self.debugcon, self.exit_port]  # fmt: skip
         self.pci = None
         if self.config.machine == "pc":
@@ -177,6 +183,40 @@ class Machine(MachineApi):
                 continue
             for first, count in device.ports:
                 self.io.register(first, count, device)
+
+    def _build_apics(self) -> Callable[[int, bool], None]:
+        """The `pc` machine's local APIC and I/O APIC (vmm/devices/apic.py, ioapic.py):
+        the 8259A's INTR goes to LINT0, every ISA line to both the 8259A and the I/O APIC
+        (IRQ 0 on pin 2), and the CPU's INTR and INTA to the local APIC."""
+        from vmm.devices.apic import APIC_BASE, APIC_WINDOW, LocalApic
+        from vmm.devices.ioapic import IOAPIC_BASE, IOAPIC_WINDOW, IoApic
+
+        pic = self.pic
+        self.lapic = LocalApic(self.clock, pic)
+        self.ioapic = IoApic(self.lapic)
+        self.lapic.eoi_broadcast = self.ioapic.eoi
+        pic.on_output = self.lapic.pic_output_changed
+        self.intc = self.lapic
+        self.mmio.register(APIC_BASE, APIC_WINDOW, self.lapic)
+        self.mmio.register(IOAPIC_BASE, IOAPIC_WINDOW, self.ioapic)
+        ioapic_irq = self.ioapic.set_isa_irq
+
+        def both(line: int, level: bool) -> None:
+            pic.set_irq(line, level)
+            ioapic_irq(line, level)
+
+        return both
+
+    def apics(self) -> list:
+        """The local APIC and the I/O APIC when vmm emulates them (`pc` on Unicorn, or
+        KVM with vmm's own interrupt controllers), else nothing."""
+        return [self.lapic, self.ioapic] if self.lapic is not None else []
+
+    def _show_local_apic(self) -> None:
+        """CPUID's APIC bit follows the machine: set on `pc`, clear on `isapc`."""
+        show = getattr(self.cpu, "show_local_apic", None)
+        if show is not None:
+            show(self.config.machine == "pc")
 
     def _build_pc_devices(self, irq_sink: Callable[[int, bool], None]) -> None:
         """The `pc` machine's additions to the ISA PC: the PCI bus and its devices."""
@@ -247,11 +287,13 @@ class Machine(MachineApi):
             device.reset()
         self.cpu.reset()
         self.cpu.entropy_state = self.config.rng_seed
-        self.cpu.set_irq_line(self.pic.output)
+        self.cpu.set_irq_line(self.intc.output)
         self.stages.timeline.clear()
         if self.config.kernel is not None:
             from vmm.boot import load_kernel
 
+            if self.lapic is not None:
+                self.lapic.virtual_wire()  # as the BIOS would have left it
             entry = load_kernel(self, self.config.kernel, self.config.append, self.config.initrd)
             self.stages.kernel_entry = entry
             self.stages.enter("kernel", 0, 0, entry)
@@ -404,7 +446,7 @@ class Machine(MachineApi):
     def _idle(self, pace: bool, wall_start: float, virtual_start: int) -> None:
         """HLT: let virtual time pass to the next timer deadline (or stop for good)."""
         state_flags = self.cpu.get_state().rflags
-        if self.pic.output and state_flags & RFLAGS_IF:
+        if self.intc.output and state_flags & RFLAGS_IF:
             return  # an interrupt is already waiting: the CPU takes it on resume
         deadline = self.clock.next_deadline_ns()
         if not state_flags & RFLAGS_IF or deadline is None:
@@ -444,7 +486,7 @@ class Machine(MachineApi):
             device.reset()
         self.cpu.reset()
         self.cpu.instructions, self.cpu.tsc_offset = instructions, tsc
-        self.cpu.set_irq_line(self.pic.output)
+        self.cpu.set_irq_line(self.intc.output)
         self._arm_stage_watch()
 
     def switch_cpu(self, accel: str) -> None:
@@ -456,12 +498,13 @@ class Machine(MachineApi):
         instructions, tsc, entropy = self.cpu.instructions, self.cpu.tsc_offset, self.cpu.entropy_state
         self.cpu.close()
         self.cpu = factory(self)
-        self.pic.on_output = self.cpu.set_irq_line
+        self.intc.on_output = self.cpu.set_irq_line
+        self._show_local_apic()
         self.cpu.set_state(state)
         self.cpu.instructions = instructions
         self.cpu.tsc_offset = tsc
         self.cpu.entropy_state = entropy
-        self.cpu.set_irq_line(self.pic.output)
+        self.cpu.set_irq_line(self.intc.output)
         self._attach_data_window()
         self._arm_stage_watch()
 

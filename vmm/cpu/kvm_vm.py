@@ -28,6 +28,10 @@ IDENTITY_MAP_ADDR = 0xFFFBC000  # one page: the identity page table for unpaged 
 CPUID1_ECX_X2APIC = 1 << 21
 CPUID1_ECX_TSC_DEADLINE = 1 << 24
 CPUID1_EDX_APIC = 1 << 9
+MSR_IA32_APICBASE = 0x1B
+APIC_DEFAULT_BASE = 0xFEE00000
+APICBASE_BSP = 1 << 8
+APICBASE_ENABLE = 1 << 11
 KVM_CPUID_FEATURES = 0x40000001
 # RDRAND and RDSEED read the host's entropy and KVM offers no exit to answer them from
 # machine state (VMX's "RDRAND exiting" is not exposed to userspace): they are hidden.
@@ -179,6 +183,23 @@ class KvmVm:
         finally:
             ffi.release(view)
 
+    local_apic = False  # CPUID's APIC bit (show_local_apic)
+
+    def show_local_apic(self, present: bool) -> None:
+        """CPUID's APIC bit: set on machines with a local APIC (`pc`). Called before the
+        vCPU first runs (KVM refuses CPUID changes after that). KVM also derives the bit
+        from the APIC base MSR's enable bit, so without an in-kernel APIC the MSR says
+        enabled (vmm's local APIC answers its MMIO) or disabled (isapc)."""
+        if bool(present) != self.local_apic:
+            self.local_apic = bool(present)
+            self._set_cpuid()
+        if self.irqchip != "kernel":
+            apicbase = APIC_DEFAULT_BASE | APICBASE_BSP | APICBASE_ENABLE if present else 0
+            msrs = ffi.new("struct kvm_msrs *", {"nmsrs": 1, "entries": 1})
+            msrs.entries[0].index, msrs.entries[0].data = MSR_IA32_APICBASE, apicbase
+            if lib.vmm_ioctl_ptr(self._vcpu, lib.KVM_SET_MSRS, msrs) != 1:
+                raise CpuError("KVM cannot set the APIC base MSR")
+
     def _set_cpuid(self) -> None:
         count = 128
         while True:
@@ -192,9 +213,11 @@ class KvmVm:
         for i in range(cpuid.nent):
             entry = cpuid.entries[i]
             if entry.function == 1:
-                # No local APIC: the PC's interrupts come from the 8259A pair.
+                # A local APIC only on `pc` (show_local_apic); isapc's interrupts come from
+                # the 8259A pair. Never x2APIC or the TSC-deadline timer.
                 entry.ecx &= ~(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE | CPUID1_ECX_RDRAND) & 0xFFFFFFFF
-                entry.edx &= ~CPUID1_EDX_APIC & 0xFFFFFFFF
+                if not self.local_apic:
+                    entry.edx &= ~CPUID1_EDX_APIC & 0xFFFFFFFF
                 entry.ebx &= 0x0000FFFF  # initial APIC id 0
                 entry.ebx |= 1 << 16  # one logical processor
             elif entry.function == 7 and entry.index == 0:

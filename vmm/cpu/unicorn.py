@@ -166,6 +166,10 @@ class UnicornCpu(UnicornState):
         self._g.irq_line = 1 if level else 0
         self._c.limit = 0  # the next block start looks (see uc_glue.h)
 
+    def show_local_apic(self, present: bool) -> None:
+        """CPUID's APIC bit (leaf 1 EDX 9): set on machines with a local APIC (`pc`)."""
+        self._g.hide_apic = 0 if present else 1
+
     def request_stop(self) -> None:
         if self._g.stop_reason == lib.VMM_STOP_NONE:
             self._g.stop_reason = lib.VMM_STOP_REQUESTED

@@ -36,7 +36,7 @@ def capture(machine: Machine, with_ram: bool = True) -> MachineState:
         clock=machine.clock.save(),
         devices={device.name: device.save() for device in machine.devices},
         stages=machine.stages.save(),
-        irq_level=machine.pic.output,
+        irq_level=machine.intc.output,
         serial_length=len(machine.serial_transcript),
         ram=machine.memory.read(0, machine.memory.size) if with_ram else None,
         entropy=cpu.entropy_state,
@@ -57,5 +57,5 @@ def restore(machine: Machine, state: MachineState) -> None:
     cpu.entropy_state = state.entropy
     machine.clock.restore(state.clock)
     machine.stages.restore(state.stages)
-    cpu.set_irq_line(machine.pic.output)
+    cpu.set_irq_line(machine.intc.output)
     del machine.serial_transcript[state.serial_length :]

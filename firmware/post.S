@@ -70,6 +70,7 @@ post_start:
     call rtc_init                   /* time.S */
     POST_CODE POST_PCI
     call pci_init                   /* pci.S: nothing happens without a PCI bus */
+    call mptable_init               /* mptable.S: the MP floating pointer, if there is an APIC */
 
     sti                             /* the timer now ticks (INT 08h) */
 
@@ -133,8 +134,8 @@ gdt_descriptor:
     .long gdt + 0xF0000             /* linear address of the table in the ROM */
 
 /*
- * apic_virtual_wire: vmm has no local APIC, but QEMU's "pc" has one, and after
- * reset its LINT0 pin is masked: the 8259's INTR would never reach the CPU.
+ * apic_virtual_wire: the `pc` machine (vmm's and QEMU's) has a local APIC; whether
+ * LINT0 passes the 8259's INTR after reset is the chipset's choice, so set it.
  * If CPUID says there is an APIC and it is enabled (MSR IA32_APIC_BASE bit 11),
  * program it the way the MP specification calls "virtual wire mode":
  * LINT0 = ExtINT (the PIC), LINT1 = NMI, software enable in the SVR.
@@ -150,7 +151,11 @@ apic_virtual_wire:
     jz 9f
     mov ecx, 0x1B                   /* IA32_APIC_BASE */
     rdmsr
-    test ah, 0x08                   /* bit 11: APIC globally enabled */
+    mov ecx, eax
+    or ecx, edx
+    jnz 1f
+    mov eax, 0xFEE00800             /* reads 0 (vmm on Unicorn): the default, enabled */
+1:  test ah, 0x08                   /* bit 11: APIC globally enabled */
     jz 9f
     and eax, 0xFFFFF000             /* physical base, normally 0xFEE00000 */
     mov esi, eax

@@ -46,7 +46,7 @@ SERIAL_INPUT = {
 # (so does the program that reads the cursor row, which those lines move down the screen).
 POST_PCI_LINE = re.compile(r"^PCI [0-9A-F]{2}:[0-9A-F]{2}\.[0-7] .*\n", re.M)
 QEMU_ISAPC = ["-M", "isapc", "-cpu", "qemu64,-apic"]
-QEMU_MACHINE = {"pci": QEMU_ISAPC, "serialcopy": QEMU_ISAPC}
+QEMU_MACHINE = {"pci": QEMU_ISAPC, "serialcopy": QEMU_ISAPC, "mptable": QEMU_ISAPC}
 
 pytestmark = pytest.mark.qemu
 

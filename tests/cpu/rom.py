@@ -44,7 +44,8 @@ def assemble_rom(body: str) -> bytes:
     """``body`` is assembly placed at F000:0000 (it may ``.include "common.inc"``);
     returns the 64 KiB ROM image."""
     source = TEMPLATE.format(body=body) + TRAILER
-    key = hashlib.sha256((source + (ROMS / "common.inc").read_text()).encode()).hexdigest()[:16]
+    includes = "".join(path.read_text() for path in sorted(ROMS.glob("*.inc")))
+    key = hashlib.sha256((source + includes).encode()).hexdigest()[:16]
     _CACHE.mkdir(exist_ok=True)
     out = _CACHE / f"{key}.bin"
     if out.exists():

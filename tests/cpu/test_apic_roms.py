@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QEMU_DETERMINISTIC, require_tool
+from tests.conftest import QEMU_DETERMINISTIC, require_kvm, require_tool
 from tests.cpu.rom import assemble_rom, rom_source
 from vmm.config import DiskConfig, MachineConfig, SerialConfig
 from vmm.machine import Machine
@@ -85,12 +85,13 @@ def test_two_runs_take_the_same_instructions(name: str, tmp_path: Path, disk: Pa
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_saved_mid_run_and_restored_prints_the_same(name: str, tmp_path: Path, disk: Path) -> None:
     """Save the whole machine (local APIC with a timer armed or an interrupt in
-    service, I/O APIC entries) at every 500th instruction in turn: each restore into a
+    service, I/O APIC entries) at 16 points spread over the run: each restore into a
     fresh machine ends with the same output and instruction count."""
     rom = build(name, tmp_path)
     expected, _, instructions = boot(rom, disk)
     checked = 0
-    for stop in range(500, instructions, 500):
+    step = instructions // 17 + 1
+    for stop in range(step, instructions, step):
         first = Machine(config(rom, disk))
         try:
             first.run(max_instructions=stop)
@@ -125,3 +126,21 @@ def test_same_output_under_qemu_pc(name: str, tmp_path: Path, disk: Path) -> Non
     )  # fmt: skip
     assert proc.returncode == PASS_STATUS, proc.stderr.decode(errors="replace")
     assert out.read_text() == EXPECTED[name]
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_same_output_on_kvm(name: str, tmp_path: Path, disk: Path) -> None:
+    """On KVM with vmm's interrupt controllers (--irqchip user, the default) the same
+    local APIC and I/O APIC answer: the same bytes. (KVM's in-kernel ones, --irqchip
+    kernel, differ in details QEMU's do not: see docs/design-notes.md, "APICs".)"""
+    require_kvm()
+    from vmm.cpu.select import cpu_factory_for
+
+    machine = Machine(config(build(name, tmp_path), disk), cpu_factory=cpu_factory_for("kvm"))
+    try:
+        result = machine.run(timeout=60)
+        assert machine.serial_transcript.decode() == EXPECTED[name]
+        assert (result.reason, result.status) == ("exit-port", PASS_STATUS)
+    finally:
+        machine.close()

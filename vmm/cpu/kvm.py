@@ -331,8 +331,10 @@ class KvmCpu(KvmVm, KvmState):
             run.request_interrupt_window = 0
             return
         if run.ready_for_interrupt_injection and run.if_flag:
-            vector = self.platform.interrupt_acknowledge() & 0xFF
-            irq = ffi.new("struct kvm_interrupt *", {"irq": vector})
+            vector = self.platform.interrupt_acknowledge()
+            if vector < 0:  # the local APIC withdrew it (vmm's APIC on `pc`): nothing to inject
+                return
+            irq = ffi.new("struct kvm_interrupt *", {"irq": vector & 0xFF})
             self._check(lib.vmm_ioctl_ptr(self._vcpu, lib.KVM_INTERRUPT, irq), f"inject interrupt {vector:#x}")
             self._stats["irqs"] += 1
             # The injection is consumed at entry; the next exit tells whether to ask again.

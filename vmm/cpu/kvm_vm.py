@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import struct
 from dataclasses import dataclass
 
 from vmm.cpu.base import A20_WINDOW, A20_WINDOW_SIZE
@@ -29,6 +30,8 @@ CPUID1_ECX_X2APIC = 1 << 21
 CPUID1_ECX_TSC_DEADLINE = 1 << 24
 CPUID1_EDX_APIC = 1 << 9
 MSR_IA32_APICBASE = 0x1B
+KVM_SET_GSI_ROUTING = 0x4008AE6A  # _IOW(KVMIO, 0x6a, struct kvm_irq_routing)
+KVM_IRQ_ROUTING_IRQCHIP = 1
 APIC_DEFAULT_BASE = 0xFEE00000
 APICBASE_BSP = 1 << 8
 APICBASE_ENABLE = 1 << 11
@@ -237,8 +240,24 @@ class KvmVm:
             if not self._has(cap):
                 raise BackendUnavailable(f"this KVM has no {what}: use --irqchip user")
         self._check(lib.vmm_ioctl_int(self._vm, lib.KVM_CREATE_IRQCHIP, 0), "create the in-kernel irqchip")
+        self._route_isa_irqs()
         config = ffi.new("struct kvm_pit_config *")
         self._check(lib.vmm_ioctl_ptr(self._vm, lib.KVM_CREATE_PIT2, config), "create the in-kernel PIT")
+
+    def _route_isa_irqs(self) -> None:
+        """QEMU's GSI routing (kvm_pc_setup_irq_routing): GSI 0-15 to the PIC pair's pins
+        (2 is the cascade), GSI 0-23 to the I/O APIC's inputs with GSI 0 (the PIT) on input
+        2, as vmm's I/O APIC and the BIOS's MP table have it. KVM's default puts GSI 0 on
+        input 0. Built as raw bytes: struct kvm_irq_routing (nr, flags) and 48-byte
+        struct kvm_irq_routing_entry (gsi, type, flags, pad, u.irqchip = irqchip, pin)."""
+        routes = [(gsi, 0 if gsi < 8 else 1, gsi % 8) for gsi in range(16) if gsi != 2]
+        routes += [(gsi, 2, 2 if gsi == 0 else gsi) for gsi in range(24) if gsi != 2]
+        table = struct.pack("<II", len(routes), 0) + b"".join(
+            struct.pack("<IIII", gsi, KVM_IRQ_ROUTING_IRQCHIP, 0, 0) + struct.pack("<II", chip, pin) + bytes(24)
+            for gsi, chip, pin in routes
+        )
+        buffer = ffi.new("char[]", table)
+        self._check(lib.vmm_ioctl_ptr(self._vm, KVM_SET_GSI_ROUTING, buffer), "route the ISA IRQs (GSI routing)")
 
     def set_a20(self, enabled: bool) -> None:
         """KVM has no A20 gate: like the Unicorn backend, vmm shows what real-mode code can

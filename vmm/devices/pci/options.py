@@ -23,7 +23,8 @@ SWITCH_OPTIONS = ("vlan", "trunk", "native")
 
 def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--machine", choices=["isapc", "pc"],
-                   help="machine type as QEMU's -M: isapc (default: ISA only) or pc (adds PCI and virtio)")  # fmt: skip
+                   help="machine type as QEMU's -M: isapc (default: ISA only) or pc (adds PCI, virtio, "
+                        "a local APIC, an I/O APIC and the MP table)")  # fmt: skip
     p.add_argument("--virtio-disk", metavar="IMG[,ro]", action="append",
                    help="a virtio-blk disk (raw or VMDK); repeatable; needs --machine pc")  # fmt: skip
     p.add_argument("--nic", metavar="KIND[,mac=M][,pcap=F]", action="append",

@@ -20,7 +20,9 @@
  * cannot carry it (the caller retries with another buffer, as on a PC).
  * A read may run across heads and cylinders: the next sector after the last
  * of a track is sector 1 of the next head, then of the next cylinder.
- * Verify (AH=04h) reads into the EBDA scratch sector.
+ * Verify (AH=04h) reads into the EBDA scratch sector.  Format (AH=05h) is
+ * one FORMAT TRACK whose address fields DMA reads from the caller's table;
+ * the controller fills the sectors with F6h.
  *
  * Statuses: 00h ok, 01h bad function/parameter/drive, 03h write protected,
  * 04h sector not found, 06h disk changed (AH=16h only), 08h DMA overrun,
@@ -47,6 +49,8 @@ DMA_MODE_TO_MEMORY = 0x46           /* single, increment, write (device -> memor
 DMA_MODE_FROM_MEMORY = 0x4A         /* single, increment, read (memory -> device), ch 2 */
 FDC_READ  = 0xE6                    /* READ DATA, MT MFM SK */
 FDC_WRITE = 0xC5                    /* WRITE DATA, MT MFM */
+FDC_FORMAT = 0x4D                   /* FORMAT TRACK, MFM */
+FDC_FILL_BYTE = 0xF6                /* the parameter tables' fill byte */
 BDA_FLOPPY_RECAL = 0x3E             /* bit 7: IRQ 6 seen */
 BDA_FLOPPY_MOTOR = 0x3F
 BDA_FLOPPY_RESULTS = 0x42           /* 7 bytes: the controller's last result phase */
@@ -359,6 +363,7 @@ fdc_transfer:
     mov al, 0xFF                    /* data length (unused with N = 2) */
     call fdc_send
     jc 8f
+fdc_finish:                         /* (fdc_format joins here, with the same pushes) */
     call fdc_wait_irq
     jc 8f
     push es
@@ -394,12 +399,75 @@ fdc_transfer:
 6:  xor ah, ah
     jmp 9f
 7:  pop es
+fdc_fail:
 8:  call fdc_reset                  /* no answer: start the controller afresh */
     mov ah, 0x80
+fdc_done:
 9:  pop edi
     pop edx
     pop ecx
     ret
+
+/*
+ * fdc_format: FORMAT TRACK.  CH = cylinder, DH = head, DL = sectors per track,
+ * EDI = physical address of the address fields (C, H, R, N per sector, read by
+ * DMA channel 2).  Gap and fill byte as the diskette parameter table gives
+ * them for drive A:'s type.  AH = INT 13h status.
+ */
+fdc_format:
+    push ecx
+    push edx
+    push edi
+    call fdc_seek
+    test ah, ah
+    jnz fdc_done
+    movzx ebx, dl
+    shl ebx, 2                      /* EBX = bytes of address fields */
+    mov eax, edi                    /* may not cross a 64 KiB boundary */
+    and eax, 0xFFFF
+    add eax, ebx
+    cmp eax, 0x10000
+    jbe 1f
+    mov ah, 0x09
+    jmp fdc_done
+1:  mov al, 0x06                    /* mask channel 2 while programming it */
+    out DMA_MASK, al
+    out DMA_FLIPFLOP, al
+    mov al, DMA_MODE_FROM_MEMORY
+    out DMA_MODE, al
+    mov eax, edi
+    out DMA_CH2_ADDR, al
+    mov al, ah
+    out DMA_CH2_ADDR, al
+    shr eax, 16
+    out DMA_CH2_PAGE, al
+    mov ax, bx
+    dec ax
+    out DMA_CH2_COUNT, al
+    mov al, ah
+    out DMA_CH2_COUNT, al
+    mov al, 0x02                    /* unmask channel 2 */
+    out DMA_MASK, al
+    call fdc_irq_clear
+    mov al, FDC_FORMAT
+    call fdc_send
+    mov al, dh
+    shl al, 2                       /* head, drive 0 */
+    call fdc_send
+    mov al, 2                       /* 512-byte sectors */
+    call fdc_send
+    mov al, dl                      /* sectors per track */
+    call fdc_send
+    push fs
+    call ebda_fs
+    movzx bx, byte ptr fs:[EBDA_FLOPPY_TYPE]
+    pop fs
+    mov al, cs:[floppy_format_gaps + bx]
+    call fdc_send
+    mov al, FDC_FILL_BYTE
+    call fdc_send
+    jc fdc_fail
+    jmp fdc_finish
 
 /* ------------------------------------------------------------ INT 13h */
 /*
@@ -423,6 +491,8 @@ floppy_int13:
     je f_write
     cmp ah, 0x04
     je f_verify
+    cmp ah, 0x05
+    je f_format
     cmp ah, 0x08
     je f_parameters
     cmp ah, 0x15
@@ -572,6 +642,28 @@ f_not_found:
     mov ah, 0x04
     jmp d_return
 
+/*
+ * AH=05h: format cylinder CH, head DH with the address fields at ES:BX
+ * (C, H, R, N for each sector).  AL is ignored: the track gets the medium's
+ * sectors per track, as the diskette parameter table says.
+ */
+f_format:
+    mov cx, [bp+F_CX]
+    mov dh, [bp+F_DH]
+    call floppy_geometry
+    cmp dh, cs:[bx+1]
+    ja f_not_found
+    cmp ch, cs:[bx]
+    ja f_not_found
+    mov dl, cs:[bx+2]
+    movzx edi, word ptr [bp+F_ES]   /* EDI = the table's physical address */
+    shl edi, 4
+    movzx eax, word ptr [bp+F_BX]
+    add edi, eax
+    call fdc_motor_on
+    call fdc_format
+    jmp d_return
+
     .section .rodata
 /* per CMOS type 0-5: last cylinder, last head, sectors per track, data rate */
 floppy_geometries:
@@ -581,6 +673,10 @@ floppy_geometries:
     .byte 79, 1, 9, 2                /* 3: 720 KiB, 250 kbit/s */
     .byte 79, 1, 18, 0               /* 4: 1.44 MiB, 500 kbit/s */
     .byte 79, 1, 36, 3               /* 5: 2.88 MiB, 1 Mbit/s */
+
+/* FORMAT TRACK's gap length per CMOS type (as the parameter tables' format gap) */
+floppy_format_gaps:
+    .byte 0, 0x50, 0x54, 0x50, 0x6C, 0x54
 
 /* The diskette parameter tables (INT 1Eh): specify bytes, motor-off delay,
  * bytes per sector code, sectors per track, gap, data length, format gap,

@@ -459,6 +459,10 @@ vga_teletype_attr:
     push es
     push BDA_SEG
     pop ds
+    cmp byte ptr ds:[BDA_VIDEO_MODE], 0x12
+    je 30f
+    cmp byte ptr ds:[BDA_VIDEO_MODE], 0x13
+    je 30f
     push TEXT_SEG
     pop es
     mov dx, ds:[BDA_CURSOR_POS]     /* DH = row, DL = column */
@@ -500,11 +504,16 @@ vga_teletype_attr:
     dec dl
 20: mov ds:[BDA_CURSOR_POS], dx
     call vga_update_cursor
-    pop es
+21: pop es
     pop ds
     popa
     pop bx
     ret
+30: test bh, bh                     /* graphics modes (vgatext.S): BL is the colour */
+    jnz 31f
+    mov bl, 0x07                    /* the BIOS's own messages: light grey */
+31: call gfx_teletype
+    jmp 21b
 
 /*
  * vga_scroll: scroll a window.  AL = lines (0 = clear the window),
@@ -812,7 +821,13 @@ v_write_char:
 4:  jmp v_done
 
 v_teletype:
-    call console_putc
+    cmp byte ptr ds:[BDA_VIDEO_MODE], 0x12
+    jb 1f
+    mov bl, [bp+F_BL]               /* graphics modes: BL = the foreground colour */
+    call vga_teletype_attr
+    call serial_mirror
+    jmp v_done
+1:  call console_putc
     jmp v_done
 
 /*

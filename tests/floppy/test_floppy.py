@@ -116,3 +116,37 @@ def test_a_new_disk_in_drive_a_is_read_after_the_change(tmp_path: Path) -> None:
     assert "floppy boot, DL=00\r\n16h: CF=1 AH=06\r\n" in text  # changed ...
     assert "16h: CF=0 AH=00\r\nbye" in text  # ... and no longer, once read
     assert "02h 0101 00 01 CF=0 AH=00 01 00000000" in text  # the new, blank disk
+
+
+def test_int13_format_track_fills_the_sectors(tmp_path: Path) -> None:
+    """INT 13h AH=05h: FORMAT TRACK through the controller with the caller's address
+    fields; the track reads back as the fill byte F6h, its neighbours are untouched, a
+    cylinder past the disk's last is refused with AH=04h."""
+    require_file(BIOS, "run make -C firmware")
+    image = floppy_image("format", tmp_path / "fd.img")
+    proc = vmm("--floppy", str(image))
+    text = proc.stdout.decode("latin-1").replace("\r\n", "\n")
+    assert text == (EXPECTED / "format.txt").read_text(encoding="latin-1")
+    assert image.read_bytes()[(2 * 2 + 1) * 18 * 512 :][: 18 * 512] == b"\xf6" * 18 * 512
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("kib", [1440, 2880])
+def test_format_track_answers_as_qemu_fda(tmp_path: Path, kib: int) -> None:
+    """The same statuses and the same untouched neighbours under QEMU -fda. QEMU 7.2's
+    FORMAT TRACK completes without writing the sectors (hw/block/fdc.c: "TODO: implement
+    format using DMA"), so the formatted track's contents are vmm's alone (the datasheet's
+    fill byte, checked above)."""
+    require_file(BIOS, "run make -C firmware")
+    ours = floppy_image("format", tmp_path / f"vmm{kib}.img", kib)
+    theirs = floppy_image("format", tmp_path / f"qemu{kib}.img", kib)
+    proc = vmm("--floppy", str(ours))
+    status = qemu_floppy(theirs, tmp_path / "qemu.serial")
+    track = b"02h 020"
+
+    def comparable(serial: bytes) -> list[bytes]:
+        return [line for line in serial.split(b"\r\n") if not (line.startswith(track) and line[9:11] == b"01")]
+
+    assert comparable(proc.stdout) == comparable((tmp_path / "qemu.serial").read_bytes())
+    assert b"05h C2 H1 CF=0 AH=00\r\n05h C80 H0 CF=1 AH=04\r\n" in proc.stdout
+    assert status == proc.returncode == 1

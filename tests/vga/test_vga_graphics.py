@@ -1,5 +1,5 @@
 """VGA graphics end to end: boot sectors that draw in mode 13h and mode 12h through vmm's
-BIOS (INT 10h AH=00h/0Ch/0Dh/10h) and straight into display memory; vmm's screenshot PNG
+BIOS (INT 10h AH=00h/0Ch/0Dh/0Eh/10h) and straight into display memory; vmm's screenshot PNG
 must equal QEMU's screendump of the same program pixel for pixel (QEMU's isapc with the
 same BIOS, the screen taken through its HMP monitor on a UNIX socket)."""
 
@@ -28,6 +28,9 @@ QEMU_WALL_LIMIT = 60.0  # seconds: a safety net only, drawing takes well under o
 PROGRAMS = {
     "mode13": (b"mode 13h: pixel (50,30)=0F\r\ndrawn\r\n", (640, 400), (100, 60), b"\xff\xff\xff"),  # doubled
     "mode12": (b"mode 12h: pixel (250,160)=D\r\ndrawn\r\n", (640, 480), (250, 160), b"\xff\x57\xff"),
+    # INT 10h AH=0Eh in graphics modes (firmware/vgatext.S): text that scrolls; "drawn" in white
+    "text13": (b"backspace: X\x08Y\r\ndrawn\r\n", (640, 400), (2, 381), b"\xff\xff\xff"),
+    "text12": (b"backspace: X\x08Y\r\ndrawn\r\n", (640, 480), (1, 459), b"\xff\xff\xff"),
 }
 
 

@@ -70,6 +70,7 @@ KNOWN_KEYS = [
     *(f"{slot}.{p}" for slot in ("ide0:0", "ide0:1")
       for p in ("present", "fileName", "deviceType", "mode", "startConnected")),
     *(f"serial0.{p}" for p in ("present", "fileType", "fileName", "startConnected")),
+    *(f"floppy0.{p}" for p in ("present", "fileType", "fileName", "startConnected", "readonly")),
     *(f"ethernet{n}.{p}" for n in range(4)
       for p in ("present", "connectionType", "virtualDev", "addressType", "generatedAddress", "address")),
     "vmm.accel", "vmm.clockMHz", "vmm.realtime", "vmm.kernel", "vmm.initrd", "vmm.append", "vmm.bios",

@@ -9,6 +9,7 @@ only describe the VM (uuid, version, annotation) are accepted silently.
 Supported keys (see vmm/bundle/README.md for the full table):
 ``displayName memsize numvcpus guestOS firmware nvram bios.bootOrder``,
 ``ide0:0.* ide0:1.*`` (``present fileName deviceType mode startConnected``),
+``floppy0.*`` (``present fileType fileName startConnected readonly``),
 ``serial0.*`` (``present fileType fileName``), ``ethernetN.*`` (``present connectionType
 virtualDev addressType generatedAddress address``), and vmm's own ``vmm.*``.
 """
@@ -47,6 +48,7 @@ DISK_PROPERTIES = {"present", "filename", "devicetype", "mode", "startconnected"
 DISK_TYPES = {"disk": "disk", "ata-harddisk": "disk", "cdrom-image": "cdrom"}
 PASSTHROUGH_TYPES = {"cdrom-raw", "atapi-cdrom", "rawdisk", "ata-harddisk-raw", "scsi-passthru"}
 PERSISTENT_MODES = {"persistent", "independent-persistent"}
+FLOPPY_PROPERTIES = {"present", "filetype", "filename", "startconnected", "readonly", "clientdevice"}
 
 SERIAL_PROPERTIES = {
     "present", "filetype", "filename", "startconnected", "pipe.endpoint", "network.endpoint",
@@ -337,6 +339,32 @@ class _Reader:
             disk = self._disk(slot)
             if disk is not None:
                 machine.disks.append(disk)
+        self._floppy(machine)
+
+    def _floppy(self, machine: MachineConfig) -> None:
+        """``floppy0.*``: drive A: with an image file (VMware's fileType "file")."""
+        slot = "floppy0"
+        if not self._device_keys(slot):
+            return
+        if not self.boolean(f"{slot}.present", False):
+            if self.vmx.get(f"{slot}.fileName"):
+                self.path(f"{slot}.fileName", must_exist=False)  # confined even while switched off
+            self._mark_device(slot, set(self._device_keys(slot)), "drive A: not present")
+            return
+        file_type = (self.get(f"{slot}.fileType") or "file").lower()
+        if file_type == "device":
+            raise self.error(f"{slot}.fileType", "a host floppy drive is not supported (use an image: file)")
+        if file_type != "file":
+            raise self.error(f"{slot}.fileType", f"unknown floppy type {file_type!r} (use file)")
+        if not self.boolean(f"{slot}.startConnected", True) or not self.get(f"{slot}.fileName"):
+            self._mark_device(slot, FLOPPY_PROPERTIES, "drive A: empty")
+            self.notes.append("floppy0: drive A: without a disk at power-on is left out")
+            return
+        path = self.path(f"{slot}.fileName")
+        assert path is not None
+        read_only = self.boolean(f"{slot}.readonly", False)
+        self._mark_device(slot, FLOPPY_PROPERTIES, f"drive A: {path.name}{' (read-only)' if read_only else ''}")
+        machine.disks.append(DiskConfig(slot=slot, path=path, kind="floppy", read_only=read_only))
 
     def _disk(self, slot: str) -> DiskConfig | None:
         kind_text = self.get(f"{slot}.deviceType") or "ata-hardDisk"

@@ -186,3 +186,25 @@ def test_resolve_bundle(tmp_path: Path) -> None:
         resolve_bundle(tmp_path)
     with pytest.raises(ConfigError, match="not a bundle"):
         resolve_bundle(vmx.parent / "disk.img")
+
+
+def test_floppy0_is_drive_a(tmp_path: Path) -> None:
+    vmx = make_bundle(tmp_path, 'floppy0.present = "TRUE"\nfloppy0.fileType = "file"\nfloppy0.fileName = "a.flp"\n'
+                      'floppy0.readonly = "TRUE"\nbios.bootOrder = "floppy,hdd"\n')  # fmt: skip
+    (vmx.parent / "a.flp").write_bytes(bytes(1474560))
+    bundle = read_bundle(vmx.parent)
+    floppy = bundle.machine.floppy
+    assert (floppy.slot, floppy.path.name, floppy.kind, floppy.read_only) == ("floppy0", "a.flp", "floppy", True)
+    assert bundle.machine.boot_order == ["floppy", "hdd"]
+    assert bundle.ignored_keys == []
+
+
+def test_floppy0_switched_off_empty_or_a_host_drive(tmp_path: Path) -> None:
+    off = make_bundle(tmp_path, 'floppy0.present = "FALSE"\nfloppy0.fileName = "a.flp"\n', "off")
+    assert read_bundle(off.parent).machine.floppy is None
+    empty = make_bundle(tmp_path, 'floppy0.present = "TRUE"\nfloppy0.startConnected = "FALSE"\n', "empty")
+    bundle = read_bundle(empty.parent)
+    assert bundle.machine.floppy is None and bundle.ignored_keys == []
+    host = make_bundle(tmp_path, 'floppy0.present = "TRUE"\nfloppy0.fileType = "device"\n', "host")
+    with pytest.raises(ConfigError, match=r"floppy0.fileType: a host floppy drive is not supported"):
+        read_bundle(host.parent)

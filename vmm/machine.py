@@ -148,7 +148,10 @@ class Machine(MachineApi):
         self.intc = self.pic  # what the CPU's INTR and INTA talk to
         self.lapic = self.ioapic = None
         if self.config.machine == "pc" and not kernel_irqchip:
-            sink = self._build_apics()
+            from vmm.devices.apic_wiring import wire_apics
+
+            self.lapic, self.ioapic, sink = wire_apics(self.clock, self.pic, self.mmio)
+            self.intc = self.lapic
         irq = [IrqLine(n, sink) for n in range(16)]
         self.irq_lines = irq
         self.pit = Pit8254(self.clock, NullIrqLine(0) if kernel_irqchip else irq[0])
@@ -183,29 +186,6 @@ class Machine(MachineApi):
                 continue
             for first, count in device.ports:
                 self.io.register(first, count, device)
-
-    def _build_apics(self) -> Callable[[int, bool], None]:
-        """The `pc` machine's local APIC and I/O APIC (vmm/devices/apic.py, ioapic.py):
-        the 8259A's INTR goes to LINT0, every ISA line to both the 8259A and the I/O APIC
-        (IRQ 0 on pin 2), and the CPU's INTR and INTA to the local APIC."""
-        from vmm.devices.apic import APIC_BASE, APIC_WINDOW, LocalApic
-        from vmm.devices.ioapic import IOAPIC_BASE, IOAPIC_WINDOW, IoApic
-
-        pic = self.pic
-        self.lapic = LocalApic(self.clock, pic)
-        self.ioapic = IoApic(self.lapic)
-        self.lapic.eoi_broadcast = self.ioapic.eoi
-        pic.on_output = self.lapic.pic_output_changed
-        self.intc = self.lapic
-        self.mmio.register(APIC_BASE, APIC_WINDOW, self.lapic)
-        self.mmio.register(IOAPIC_BASE, IOAPIC_WINDOW, self.ioapic)
-        ioapic_irq = self.ioapic.set_isa_irq
-
-        def both(line: int, level: bool) -> None:
-            pic.set_irq(line, level)
-            ioapic_irq(line, level)
-
-        return both
 
     def apics(self) -> list:
         """The local APIC and the I/O APIC when vmm emulates them (`pc` on Unicorn, or

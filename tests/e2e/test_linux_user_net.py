@@ -4,8 +4,9 @@ its syslinux disk with linux_net_init.sh as /init): udhcpc gets 10.0.2.15 with g
 HTTP server on 127.0.0.1 through 10.0.2.2, and a host TCP client reaches busybox httpd in
 the guest through `hostfwd=tcp::0-:80` (port 0: the port the kernel chose is read from the
 backend, so nothing races) and reads its page. Every wait is on the guest's serial output
-or on a socket event; all traffic stays on 127.0.0.1. One boot (~7 G instructions):
-marked slow (CI runs it). The CLI's hostfwd line and its port-in-use error are checked on
+or on a socket event; all traffic stays on 127.0.0.1. Without a host socket (lease and
+pings only) two runs are identical: serial bytes, instruction count, pcap. Three boots
+(~6.5 G instructions each): marked slow (CI runs them). The CLI's hostfwd line and its port-in-use error are checked on
 the toy OS (short runs).
 """
 
@@ -156,6 +157,26 @@ def test_host_client_reads_the_guest_httpd_page_through_hostfwd(user_net_run: di
     assert reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n")[0], user_net_run["client"]
     assert reply.rstrip().endswith(GUEST_PAGE.encode())
     assert "net-check: console said host-read-the-page" in check_lines(user_net_run["text"])
+
+
+@pytest.mark.slow
+def test_lease_and_ping_runs_are_identical(tmp_path: Path) -> None:
+    """No host socket is opened (no hostfwd, only the gateway): two runs give the same serial
+    bytes, the same instruction count and the same pcap, byte for byte."""
+    runs = []
+    for run in range(2):
+        config = user_net_config(tmp_path, "bench=lease", {})
+        config.nics[0].pcap = tmp_path / f"run{run}.pcap"
+        machine = Machine(config)
+        try:
+            result = machine.run(max_instructions=MAX_INSTRUCTIONS)
+            runs.append((result.reason, machine.cpu.instructions, bytes(machine.serial_transcript)))
+        finally:
+            machine.close()
+    assert runs[0][0] == "exit-port", runs[0][2][-3000:]
+    assert b"net-check: ping: 3 packets transmitted, 3 packets received" in runs[0][2]
+    assert runs[0] == runs[1]
+    assert (tmp_path / "run0.pcap").read_bytes() == (tmp_path / "run1.pcap").read_bytes()
 
 
 def vmm_cli(*args: str) -> subprocess.CompletedProcess:

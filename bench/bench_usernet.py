@@ -4,11 +4,14 @@ Debian guest (`make linux-guest`, tests/e2e/linux_net_init.sh as /init), in one 
     python -m bench usernet
 
 - **ping 10.0.2.2**, 50 round trips 0.05 s apart: the round trip the guest's ping reports
-  (its clock: virtual time on vmm, host time on QEMU TCG), and on vmm the host time from
-  each echo request leaving the guest to ping's line for it on the serial port.
+  (its clock: virtual time on vmm, host time on QEMU TCG), and on vmm the host time (wall
+  and vmm's CPU) from each echo request leaving the guest to ping's line for it on the
+  serial port.
 - **TCP guest -> host**: the guest pipes 10 MiB from /dev/zero into `nc 10.0.2.2 PORT`, a
   server on 127.0.0.1 counts the bytes; MB/s in host time (first to last byte at the
-  server) and in the guest's time (/proc/uptime around the transfer).
+  server), in the guest's time (/proc/uptime around the transfer) and per host CPU second
+  of the emulator (vmm's process time; QEMU's from /proc, both between the guest's marks),
+  the figure that holds on a loaded host.
 
 vmm boots the guest's syslinux disk on the pc machine (Unicorn); QEMU TCG boots the same
 kernel, initrd and command line with -kernel on -M pc. Traffic stays on 127.0.0.1.
@@ -165,10 +168,11 @@ def run_qemu(work: Path, append: str) -> tuple[bytes, float | None]:
     return serial.read_bytes(), marks.spent()
 
 
-def ping_vmm(work: Path) -> tuple[tuple[float, ...], float]:
-    """Guest-reported min/avg/max (virtual ms) and the mean host ms per round trip."""
-    sent: dict[int, float] = {}
-    seen: list[float] = []
+def ping_vmm(work: Path) -> tuple[tuple[float, ...], float, float]:
+    """Guest-reported min/avg/max (virtual ms), and the mean host ms (wall, then vmm's CPU)
+    from each echo request leaving the guest to ping's line for it on the serial port."""
+    sent: dict[int, tuple[float, float]] = {}
+    seen: list[tuple[float, float]] = []
     line = bytearray()
 
     def on_serial(data: bytes) -> None:
@@ -176,7 +180,8 @@ def ping_vmm(work: Path) -> tuple[tuple[float, ...], float]:
         if data == b"\n":
             match = SEQ.search(line)
             if match and int(match[1]) in sent:
-                seen.append(time.perf_counter() - sent[int(match[1])])
+                wall, cpu = sent[int(match[1])]
+                seen.append((time.perf_counter() - wall, time.process_time() - cpu))
             line.clear()
 
     from vmm.net import backend as backends
@@ -192,7 +197,8 @@ def ping_vmm(work: Path) -> tuple[tuple[float, ...], float]:
             if len(frame) > 42 and frame[12:14] == b"\x08\x00" and frame[23] == 1:
                 icmp = 14 + (frame[14] & 15) * 4
                 if frame[icmp] == 8:
-                    sent[int.from_bytes(frame[icmp + 6 : icmp + 8], "big")] = time.perf_counter()
+                    sequence = int.from_bytes(frame[icmp + 6 : icmp + 8], "big")
+                    sent[sequence] = (time.perf_counter(), time.process_time())
             send(frame)
 
         inner.send = send_traced
@@ -206,7 +212,12 @@ def ping_vmm(work: Path) -> tuple[tuple[float, ...], float]:
     match = RTT.findall(text)
     if not match or not seen:
         raise RuntimeError("vmm: the guest's ping did not finish:\n" + text[-2000:].decode(errors="replace"))
-    return tuple(float(x) for x in match[-1]), 1000 * sum(seen[-50:]) / len(seen[-50:])
+    last = seen[-50:]
+    return (
+        tuple(float(x) for x in match[-1]),
+        1000 * sum(w for w, _ in last) / len(last),
+        1000 * sum(c for _, c in last) / len(last),
+    )
 
 
 def tcp(run, work: Path) -> tuple[float, float, float | None]:  # noqa: ANN001
@@ -232,7 +243,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (vmm_rtt, vmm_host_ms) = ping_vmm(work)
+        vmm_rtt, vmm_host_ms, vmm_cpu_ms = ping_vmm(work)
         qemu_text, _ = run_qemu(work, "bench=ping")
         qemu_rtt = [float(x) for x in RTT.findall(qemu_text)[-1]] if RTT.search(qemu_text) else None
         print(f"   ping 10.0.2.2 x50, guest-reported min/avg/max: vmm {vmm_rtt[0]:.3f}/{vmm_rtt[1]:.3f}/"
@@ -240,7 +251,8 @@ def main() -> None:
               + (f", QEMU TCG {qemu_rtt[0]:.3f}/{qemu_rtt[1]:.3f}/{qemu_rtt[2]:.3f} ms (host time)" if qemu_rtt
                  else ", QEMU: no result"))  # fmt: skip
         ratio = f"; ratio to QEMU's avg {vmm_host_ms / qemu_rtt[1]:.1f}x" if qemu_rtt else ""
-        print(f"   ping on vmm in host time: {vmm_host_ms:.2f} ms from echo request to ping's line (mean of 50){ratio}")
+        print(f"   ping on vmm in host time: {vmm_host_ms:.2f} ms wall ({vmm_cpu_ms:.2f} ms of vmm's CPU) from echo "
+              f"request to ping's line on the serial port (mean of 50){ratio}")  # fmt: skip
         vmm = tcp(run_vmm, work)
         qemu = tcp(run_qemu, work)
         print(f"   TCP guest->host, 10 MiB through user net, MB/s: vmm {vmm[0]:.2f} host time, {vmm[1]:.2f} virtual, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cpu.test_kvm_backend import FakePlatform, kvm, make_cpu  # noqa: F401 - the KVM fixtures
+from tests.cpu.test_kvm_backend import FakePlatform, kvm, make_cpu, run_to_stop  # noqa: F401 - the KVM fixtures
 from tests.cpu.test_unicorn_backend import StubPlatform
 from tests.cpu.test_unicorn_backend import make_cpu as make_unicorn_cpu
 from tests.unit.devices.test_ata import MemoryDisk, Rig, sector_numbers
@@ -181,7 +181,7 @@ def test_kvm_rep_insw_is_one_python_call_per_exit(make_cpu):  # noqa: F811
     rep insw
     hlt
 """, platform)  # fmt: skip
-    assert cpu.run(10_000_000).reason == StopReason.HALT
+    assert run_to_stop(cpu, 10_000_000).reason == StopReason.HALT
     assert platform.string_calls == [(0x1F0, 2, 256)]
     assert (0x1F0, 2) not in platform.reads
     assert cpu.memory.read(0x1000, 512) == bytes(i & 0xFF for i in range(512))

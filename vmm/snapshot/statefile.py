@@ -68,7 +68,8 @@ def config_to_dict(config: MachineConfig) -> dict:
         "nvram": None if config.nvram is None else config.nvram.hex(), "boot_order": list(config.boot_order),
         "machine": config.machine, "rng": config.rng, "balloon": config.balloon,
         "balloon_target_mb": config.balloon_target_mb,
-        "nics": [{"slot": n.slot, "connection": n.connection, "mac": n.mac} for n in config.nics],
+        "nics": [{"slot": n.slot, "connection": n.connection, "mac": n.mac, "pcap": path(n.pcap),
+                  "options": dict(n.options)} for n in config.nics],
     }  # fmt: skip
 
 
@@ -88,7 +89,9 @@ def config_from_dict(data: dict) -> MachineConfig:
     config.machine = data.get("machine", "isapc")
     config.rng = data.get("rng", True)
     config.balloon, config.balloon_target_mb = data.get("balloon", False), data.get("balloon_target_mb", 0)
-    config.nics = [NicConfig(n["slot"], n["connection"], n["mac"]) for n in data.get("nics", [])]
+    # A NIC's backend options (hostfwd=, switch=...) and capture file: absent in older states.
+    config.nics = [NicConfig(n["slot"], n["connection"], n["mac"], path(n.get("pcap")), dict(n.get("options", {})))
+                   for n in data.get("nics", [])]  # fmt: skip
     return config
 
 

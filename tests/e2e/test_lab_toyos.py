@@ -78,3 +78,48 @@ def test_toy_os_lab_pings_within_a_vlan_and_is_identical_twice(tmp_path: Path) -
                             capture_output=True, text=True, timeout=120).stdout.splitlines()  # fmt: skip
     assert fields.count("10.0.0.1\t10.0.0.2\t8") == 2 and fields.count("10.0.0.2\t10.0.0.1\t0") == 2
     assert files["sw0-port3-c.pcap"] == files["sw0-port3-c.pcap"][:24]  # c heard nothing: VLAN 20
+
+
+TWO = """
+name = "toy OS: a pings b"
+run = "60s"
+[[switch]]
+name = "sw0"
+[[vm]]
+name = "a"
+image = "a.img"
+nic = [{ switch = "sw0", mac = "52:54:00:00:00:01" }]
+[[vm]]
+name = "b"
+image = "b.img"
+nic = [{ switch = "sw0", mac = "52:54:00:00:00:02" }]
+[[step]]
+vm = "a"
+expect = 'toyos\\$ '
+within = "20s"
+[[step]]
+vm = "a"
+send = "ping 10.0.0.2 2\\r"
+[[step]]
+vm = "a"
+expect = "2 packets transmitted, 2 received"
+within = "10s"
+"""
+
+
+def test_the_same_lab_file_runs_under_vmm_test(tmp_path: Path) -> None:
+    """A lab file named *.vmm.toml is one test of `vmm test`: its steps are the expectations,
+    and a step that does not happen fails it, naming the VM and the step."""
+    for name in "ab":
+        shutil.copyfile(require_file(TOYOS_IMG, "run make -C guests"), tmp_path / f"{name}.img")
+    (tmp_path / "pings.vmm.toml").write_text(TWO)
+    (tmp_path / "fails.vmm.toml").write_text(TWO.replace("2 packets transmitted, 2 received", "3 received"))
+    run = subprocess.run([sys.executable, "-m", "vmm", "test", str(tmp_path / "pings.vmm.toml"),
+                          str(tmp_path / "fails.vmm.toml"), "--out", str(tmp_path / "out"),
+                          "--junit", str(tmp_path / "junit.xml")],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 passed, 1 failed" in run.stdout, run.stdout
+    junit = (tmp_path / "junit.xml").read_text()
+    assert junit.count("<testcase") == 2 and junit.count("<failure") == 1
+    assert "3 received" in junit

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vmm.errors import ConfigError, VmmError
 from vmm.fileio import atomic_write
+from vmm.lab.testing import check_lab, is_lab
 from vmm.testing.executor import RunOptions, WorkItem, make_executor
 from vmm.testing.progress import Progress, fleet_summary, slowest
 from vmm.testing.report import printable
@@ -125,7 +126,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         for i, path in enumerate(files):  # a malformed file is its own error, reported first
             try:
-                load_spec(path)
+                check_lab(path) if is_lab(path) else load_spec(path)
             except VmmError as exc:
                 results[i] = TestResult(path.name, str(path), "error", str(exc))
                 progress.finished(results[i])

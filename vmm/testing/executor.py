@@ -43,6 +43,10 @@ Started = Callable[[int, str], None]  # (index, worker): a test began running th
 
 def run_one(path: str, options: RunOptions, remap: PathMap = same_path) -> TestResult:
     """One test, start to end (the unit of work of every executor)."""
+    from vmm.lab.testing import is_lab, run_lab_test
+
+    if is_lab(path):  # a lab file ([[vm]] tables): the lab's steps are the test
+        return run_lab_test(path, Path(options.out_dir))
     try:
         spec = load_spec(path)
     except VmmError as exc:
@@ -130,8 +134,11 @@ class ProcessPoolTestExecutor(Executor):
 
 
 def load_name(path: str) -> str:
+    from vmm.lab.spec import load_lab
+    from vmm.lab.testing import is_lab
+
     try:
-        return load_spec(path).name
+        return load_lab(path).name if is_lab(path) else load_spec(path).name
     except VmmError:
         return Path(path).name
 

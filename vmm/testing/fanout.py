@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmm.config import MachineConfig
+from vmm.errors import ImageError
 from vmm.machine import Machine, MachineState, Stops
+from vmm.snapshot.checkpoint import MAGIC
+from vmm.snapshot.machinefile import read_machine
 from vmm.snapshot.statefile import read_machine_state
+from vmm.snapshot.vmem import map_vmem
 
 HELD_MACHINES = 4  # per worker: each holds its guest RAM twice (the machine and the state)
 
@@ -55,15 +59,32 @@ class Start:
     config: MachineConfig
     state: MachineState
     serial: bytes
+    vmem: Path | None = None  # a snapshot checkpoint's RAM, mapped copy-on-write (else RAM is in state)
 
 
 def read_start(path: Path, accel: str | None, remap: PathMap = same_path) -> Start:
-    config, state, serial = read_machine_state(path)
+    vmem = None
+    if is_checkpoint(path):  # a bundle's snapshot (NAME-SnapshotN.vmsn), vmm.snapshot's format
+        saved = read_machine(Path(path))
+        if saved.config is None or saved.state is None:
+            raise ImageError(f"{path}: a snapshot of a powered-off VM: nothing to start tests from")
+        config, state, serial, vmem = saved.config, saved.state, saved.serial, saved.vmem
+    else:  # a machine state file (vmm.snapshot.statefile)
+        config, state, serial = read_machine_state(path)
     config = remap_config(config, remap)
     config.scratch_disks = True  # the files stay as the state saw them; a revert drops the writes
     if accel is not None:
         config.accel = accel
-    return Start(config.validate(), state, serial)
+    return Start(config.validate(), state, serial, vmem)
+
+
+def is_checkpoint(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False  # the state-file reader names what is wrong
+    return len(head) == 4 and int.from_bytes(head, "little") == MAGIC
 
 
 def forget_run(machine: Machine) -> None:
@@ -80,9 +101,15 @@ def forget_run(machine: Machine) -> None:
 def start_machine(start: Start) -> Machine:
     """A new machine in ``start``'s state (what a test without fan-out pays for)."""
     machine = Machine(start.config)
+    restore(machine, start)
+    return machine
+
+
+def restore(machine: Machine, start: Start) -> None:
+    if start.vmem is not None:
+        map_vmem(start.vmem, machine.memory)
     machine.serial_transcript[:] = start.serial
     machine.load_state(start.state)
-    return machine
 
 
 def revert(machine: Machine, start: Start) -> None:
@@ -92,8 +119,7 @@ def revert(machine: Machine, start: Start) -> None:
     for disk in machine.disks.values():
         if isinstance(disk, ScratchDisk):
             disk.written = {}
-    machine.serial_transcript[:] = start.serial
-    machine.load_state(start.state)
+    restore(machine, start)
 
 
 @dataclass

@@ -10,6 +10,7 @@ A file names the machine, then a list of steps run in order against one boot::
     # disks = ["second.img"]  floppy = "a.img" (drive A:, booted first)
     # start = "prompt.vmsn"  (instead of the keys above: start from a saved machine state;
     #                         tests that share one boot it once per worker, then revert)
+    # bundle = "vm.vmx"  snapshot = "booted"  (start from a snapshot in the bundle's tree)
 
     [keep]                   # what a failure keeps (all on by default)
     state = true             # NAME.vmsn + NAME.vmem for `vmm step`
@@ -51,7 +52,7 @@ import regex
 
 from vmm.config import DiskConfig, MachineConfig
 from vmm.debug.stages import STAGES
-from vmm.errors import ConfigError, hide_for_vmm_errors
+from vmm.errors import ConfigError, VmmError, hide_for_vmm_errors
 from vmm.sizes import parse_count, parse_memory_mb
 
 __tracebackhide__ = hide_for_vmm_errors  # a bad value in a test shows the test's line
@@ -59,8 +60,9 @@ __tracebackhide__ = hide_for_vmm_errors  # a bad value in a test shows the test'
 STEP_KINDS = ("expect", "send", "send-keys", "stage", "stages", "exit", "screen", "serial_equals", "run", "snapshot")
 STEP_MODIFIERS = {"within", "raw", "note"}
 MACHINE_KEYS = {"image", "bundle", "bios", "mem", "kernel", "append", "initrd", "accel", "disks", "floppy",
-                "stage_entries", "start"}  # fmt: skip
+                "stage_entries", "start", "snapshot"}  # fmt: skip
 START_KEYS = {"start", "accel"}  # a start snapshot holds the rest of the machine
+SNAPSHOT_KEYS = {"bundle", "snapshot", "accel"}  # a bundle's named snapshot: the same
 KEEP_KEYS = {"state", "screenshot", "trace"}
 TOP_KEYS = {"name", "machine", "keep", "step", "timeout"}
 EXIT_WORDS = ("halted", "triple-fault")
@@ -146,7 +148,18 @@ class TestSpec:
 
     @property
     def start(self) -> Path | None:
-        """The machine state file (``.vmsn``) the test starts from, if it names one."""
+        """The machine state file (``.vmsn``) the test starts from, if it names one: ``start``
+        directly, or ``snapshot`` = the name of a snapshot in ``bundle``'s tree (its checkpoint
+        file, NAME-SnapshotN.vmsn; a ConfigError when the bundle has no such snapshot)."""
+        if "snapshot" in self.machine:
+            from vmm.snapshot.bundle import BundleSnapshots
+
+            vmx = self.path.parent / self.machine["bundle"]
+            try:
+                snapshots = BundleSnapshots(vmx)
+                return snapshots.folder / snapshots.tree().find(self.machine["snapshot"]).filename
+            except VmmError as exc:
+                raise ConfigError(f"{self.path}: [machine] snapshot = {self.machine['snapshot']!r}: {exc}") from None
         return self.path.parent / self.machine["start"] if "start" in self.machine else None
 
     def machine_config(self) -> MachineConfig:
@@ -158,8 +171,12 @@ class TestSpec:
         base = self.path.parent
         keys = ("image", "bundle", "bios", "kernel", "initrd", "floppy")
         found = [base / self.machine[k] for k in keys if k in self.machine]
-        if self.start is not None:
-            found += [self.start, self.start.with_suffix(".vmem")]
+        try:
+            start = self.start
+        except ConfigError:
+            start = None  # the bundle (listed above) is missing or has no such snapshot
+        if start is not None:
+            found += [start, start.with_suffix(".vmem")]
         return found + [base / d for d in self.machine.get("disks", [])]
 
 
@@ -225,6 +242,12 @@ def spec_from_dict(data: dict, path: Path) -> TestSpec:
         extra = sorted(set(machine) - START_KEYS)
         if extra:
             raise ConfigError(f"{path}: [machine] start = a saved machine state: {extra[0]!r} comes from that state")
+    elif "snapshot" in machine:
+        if "bundle" not in machine:
+            raise ConfigError(f"{path}: [machine] snapshot = NAME needs bundle = the .vmx whose snapshot it is")
+        extra = sorted(set(machine) - SNAPSHOT_KEYS)
+        if extra:
+            raise ConfigError(f"{path}: [machine] snapshot = NAME: {extra[0]!r} comes from that snapshot")
     elif not {"image", "bundle", "kernel", "floppy"} & machine.keys():
         raise ConfigError(f"{path}: [machine] needs one of image, bundle, kernel, floppy or start")
     _check_machine_types(machine, f"{path}: [machine]")

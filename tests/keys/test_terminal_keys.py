@@ -115,7 +115,7 @@ def test_arrow_keys_typed_into_vmm_run_move_the_cursor(tmp_path: Path) -> None:
     image.write_bytes(boot_sector("../keys/cursor"))
     out = tmp_path / "serial.fifo"
     os.mkfifo(out)
-    server = ["-L", f"vmm-keys-{os.getpid()}", "-f", "/dev/null"]
+    server = ["-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]  # a tmux server of this test's own
     command = (f"{shlex.quote(sys.executable)} -m vmm run {shlex.quote(str(image))} --bios {shlex.quote(str(BIOS))}"
                f" --timeout {WALL_LIMIT:g} > {shlex.quote(str(out))}")  # fmt: skip
     subprocess.run([tmux, *server, "new-session", "-d", "-x", "100", "-y", "30", command], check=True,

@@ -1,9 +1,10 @@
 """COM1's host end: stdout, a file, nothing, or a TCP socket (`vmm run --serial ...`).
 
 Every endpoint has ``write(data)`` (what the guest sent), ``poll()`` (called by the run
-loop between slices to pass host input to the guest), ``interactive`` (a person may be
-typing: the run loop then paces virtual time to wall time while the guest idles) and
-``close()``.
+loop between slices to pass host input to the guest, and to send output kept back),
+``flush()`` (send output kept back now: before vmm's own lines on stderr),
+``interactive`` (a person may be typing: the run loop then paces virtual time to wall time
+while the guest idles) and ``close()``.
 
 With ``socket:[HOST:]PORT`` vmm listens on HOST:PORT (default host 127.0.0.1) and serves one client at a time, as
 QEMU's `-serial tcp::PORT,server,nowait` does: what the guest writes goes to the client
@@ -14,15 +15,19 @@ run loop polls the socket between slices; nothing blocks the guest.
 from __future__ import annotations
 
 import os
-import socket
 import sys
+from typing import TYPE_CHECKING
 
-from vmm import listen
 from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.errors import ConfigError
 
+if TYPE_CHECKING:
+    import socket
+
 
 def parse_endpoint(text: str, what: str = "--serial socket") -> tuple[str, int]:
+    from vmm import listen  # sockets are loaded only for a socket endpoint
+
     return listen.parse_endpoint(text, what)
 
 
@@ -49,24 +54,54 @@ class SerialEndpoint:
     def poll(self) -> None:
         pass
 
+    def flush(self) -> None:
+        """Send what write() kept back (a partial line on a pipe)."""
+
     def close(self) -> None:
         pass
 
 
 class StdoutSerial(SerialEndpoint):
+    """COM1 output on stdout, buffered as C's stdio buffers it: each write reaches a
+    terminal at once; a pipe or file gets whole lines, and a partial line (a prompt) at
+    the next ``poll``, between slices (a write per byte cost more than the UART model).
+    The buffer is vmm's own: stdout may be unbuffered (PYTHONUNBUFFERED, ``python -u``)."""
+
     def __init__(self, stream) -> None:
         self.stream = stream
+        try:
+            self.line_buffered = not stream.isatty()
+        except (AttributeError, ValueError):
+            self.line_buffered = True
+        self.buffer = bytearray()
 
     def write(self, data: bytes) -> None:
         if self.lost:
             return
+        self.buffer += data
+        if not self.line_buffered or b"\n" in data:
+            self.flush()
+
+    def poll(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer or self.lost:
+            return
+        data = bytes(self.buffer)
+        self.buffer.clear()
         try:
-            self.stream.write(data)
+            while data:  # an unbuffered stream may take part of it
+                written = self.stream.write(data)
+                data = data[written:] if written is not None else b""
             self.stream.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:
             self._write_failed("stdout", exc)
+
+    def close(self) -> None:
+        self.flush()
 
 
 class FileSerial(SerialEndpoint):
@@ -100,6 +135,8 @@ class SocketSerial(SerialEndpoint):
     interactive = True
 
     def __init__(self, endpoint: str) -> None:
+        from vmm import listen
+
         host, port = parse_endpoint(endpoint)
         self.listener = listen.listen_tcp(host, port, f"--serial socket:{endpoint}: cannot listen", blocking=False)
         self.address = self.listener.getsockname()

@@ -131,7 +131,14 @@ def _run(args: argparse.Namespace, bundle) -> int:
     from vmm.cli.terminal import GdbKeys, StdinFeeder
 
     feeder = StdinFeeder(machine, args.keys) if config.serial.kind == "stdio" else None
-    poll = feeder.poll if feeder else serial.poll
+    if feeder is not None:
+
+        def poll() -> None:
+            serial.flush()  # a partial line on stdout goes out between slices
+            feeder.poll()
+
+    else:
+        poll = serial.poll
     try:
         poll = session.start(machine, poll)
     except BaseException:
@@ -139,7 +146,12 @@ def _run(args: argparse.Namespace, bundle) -> int:
         raise
     end = feeder.line_end() if feeder else "\n"
     if args.stages:
-        machine.on_stage = lambda t: print(f"vmm: {t.describe()}", end=end, file=sys.stderr, flush=True)
+
+        def on_stage(transition) -> None:
+            serial.flush()  # the guest's output so far comes before the stage line
+            print(f"vmm: {transition.describe()}", end=end, file=sys.stderr, flush=True)
+
+        machine.on_stage = on_stage
         print(f"vmm: {machine.stages.timeline[0].describe()}", end=end, file=sys.stderr, flush=True)
     pace = serial.interactive or bool(feeder and feeder.raw)
     gdb = None
@@ -172,6 +184,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
                                  pace=pace,
                                  poll=poll)  # fmt: skip
             if result.reason == "triple-fault" and args.on_triple_fault == "reset":
+                serial.flush()
                 print("vmm: triple fault: resetting", end=end, file=sys.stderr)
                 machine.reset()
                 continue

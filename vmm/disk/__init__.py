@@ -3,32 +3,33 @@
 ``open_disk(path)`` opens either by content. VMDK: ``create_vmdk`` / ``create_disk`` make
 new disks of every hosted type, ``create_child`` a delta disk (snapshots), ``commit`` folds
 a delta into its parent, ``convert`` copies between any types, ``check_disk`` reports damage.
+
+Each name is imported from its module on first use (PEP 562), so opening a raw image, or
+importing vmm.disk.base, does not load the VMDK code.
 """
 
-from vmm.disk.base import SECTOR_SIZE, BlockDevice
-from vmm.disk.open import is_vmdk, open_disk
-from vmm.disk.raw import RawDisk, create_raw
-from vmm.disk.vmdk.check import CheckReport, check_disk
-from vmm.disk.vmdk.commit import commit
-from vmm.disk.vmdk.convert import convert
-from vmm.disk.vmdk.create import DISK_TYPES, VMDK_TYPES, create_child, create_disk, create_vmdk
-from vmm.disk.vmdk.disk import VmdkDisk
+from __future__ import annotations
 
-__all__ = [
-    "DISK_TYPES",
-    "SECTOR_SIZE",
-    "VMDK_TYPES",
-    "BlockDevice",
-    "CheckReport",
-    "RawDisk",
-    "VmdkDisk",
-    "check_disk",
-    "commit",
-    "convert",
-    "create_child",
-    "create_disk",
-    "create_raw",
-    "create_vmdk",
-    "is_vmdk",
-    "open_disk",
-]
+from vmm.lazy import exports
+
+_HOMES = {
+    "SECTOR_SIZE": "vmm.disk.base",
+    "BlockDevice": "vmm.disk.base",
+    "is_vmdk": "vmm.disk.open",
+    "open_disk": "vmm.disk.open",
+    "RawDisk": "vmm.disk.raw",
+    "create_raw": "vmm.disk.raw",
+    "CheckReport": "vmm.disk.vmdk.check",
+    "check_disk": "vmm.disk.vmdk.check",
+    "commit": "vmm.disk.vmdk.commit",
+    "convert": "vmm.disk.vmdk.convert",
+    "DISK_TYPES": "vmm.disk.vmdk.create",
+    "VMDK_TYPES": "vmm.disk.vmdk.create",
+    "create_child": "vmm.disk.vmdk.create",
+    "create_disk": "vmm.disk.vmdk.create",
+    "create_vmdk": "vmm.disk.vmdk.create",
+    "VmdkDisk": "vmm.disk.vmdk.disk",
+}
+__all__ = sorted(_HOMES)
+
+__getattr__ = exports(__name__, globals(), _HOMES)

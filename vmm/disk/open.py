@@ -7,9 +7,7 @@ import os
 from vmm.confine import FileScope
 from vmm.disk.base import BlockDevice
 from vmm.disk.raw import RawDisk
-from vmm.disk.vmdk.descriptor import DESCRIPTOR_MAGIC
-from vmm.disk.vmdk.disk import VmdkDisk
-from vmm.disk.vmdk.sparse import MAGIC_BYTES
+from vmm.disk.vmdk import DESCRIPTOR_MAGIC, MAGIC_BYTES
 from vmm.errors import DiskError
 
 
@@ -33,5 +31,7 @@ def open_disk(path: str | os.PathLike[str], read_only: bool = False, scope: File
     folder, no symlinks): see vmm.confine.
     """
     if is_vmdk(path):
+        from vmm.disk.vmdk.disk import VmdkDisk
+
         return VmdkDisk(path, read_only=read_only, scope=scope)
     return RawDisk(path, read_only=read_only)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from vmm.config import DiskConfig, MachineConfig, NicConfig
 from vmm.errors import ConfigError
-from vmm.net.slirp_options import USER_OPTIONS, parse_user_options
 
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 NIC_KINDS = ("user", "loopback", "null", "switch", "none")
@@ -67,6 +66,8 @@ def apply_flags(config: MachineConfig, args: argparse.Namespace) -> None:
 
 
 def parse_nic(spec: str, slot: str) -> NicConfig:
+    from vmm.net.slirp_options import USER_OPTIONS, parse_user_options
+
     kind, *options = spec.split(",")
     kind, _, switch_path = kind.partition("=")
     if kind not in NIC_KINDS or kind == "none" or bool(switch_path) != (kind == "switch"):

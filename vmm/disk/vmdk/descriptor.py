@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from vmm.errors import DiskError
 
-DESCRIPTOR_MAGIC = "# Disk DescriptorFile"
 NO_PARENT_CID = 0xFFFFFFFF
 RESERVED_CIDS = (0xFFFFFFFF, 0xFFFFFFFE)
 

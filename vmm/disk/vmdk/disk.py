@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 from vmm.confine import FileScope, ScopeRefusal, printable
 from vmm.disk.base import SECTOR_SIZE, BlockDevice, write_all
+from vmm.disk.vmdk import DESCRIPTOR_MAGIC, MAGIC_BYTES
 from vmm.disk.vmdk.descriptor import (
-    DESCRIPTOR_MAGIC,
     MONOLITHIC_SPARSE,
     NO_PARENT_CID,
     Descriptor,
@@ -25,7 +25,7 @@ from vmm.disk.vmdk.descriptor import (
 )
 from vmm.disk.vmdk.extents import Backing, Extent, SparseExtent, open_extent
 from vmm.disk.vmdk.files import write_file_atomic
-from vmm.disk.vmdk.sparse import MAGIC_BYTES, SparseHeader
+from vmm.disk.vmdk.sparse import SparseHeader
 from vmm.errors import DiskError
 
 MAX_DESCRIPTOR_FILE = 1 << 20

@@ -16,7 +16,6 @@ from vmm.disk.base import SECTOR_SIZE, write_all
 from vmm.errors import DiskError
 
 SPARSE_MAGIC = 0x564D444B  # "KDMV" on disk
-MAGIC_BYTES = b"KDMV"
 GD_AT_END = 0xFFFFFFFFFFFFFFFF
 
 FLAG_VALID_NEWLINE_DETECTOR = 1 << 0

@@ -45,13 +45,47 @@ ffibuilder.cdef(
     int vmm_report_core_crashes(void);
     """
 )
+# The engine without unicorn's Python binding (csrc/uc_engine.c) and the register ids it
+# is read and written with (values from unicorn's x86.h, filled in by the compiler).
+ffibuilder.cdef(
+    """
+    int vmm_engine_load(const char *libunicorn_path, char *err, int errlen);
+    unsigned int vmm_engine_version(void);
+    const char *vmm_engine_strerror(int status);
+    int vmm_engine_open(void **out);
+    int vmm_engine_close(void *uc);
+    int vmm_engine_map_ptr(void *uc, uint64_t address, uint64_t size, void *host);
+    int vmm_engine_unmap(void *uc, uint64_t address, uint64_t size);
+    int vmm_engine_start(void *uc, uint64_t begin, uint64_t count);
+    int vmm_engine_stop(void *uc);
+    int vmm_engine_flush_tb(void *uc);
+    int vmm_engine_block(void *uc, uint64_t address, uint64_t *pc, uint32_t *icount);
+    int vmm_engine_reg_read(void *uc, int regid, void *value);
+    int vmm_engine_reg_write(void *uc, int regid, const void *value);
+    typedef enum uc_x86_reg {
+        UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RBX,
+        UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_RSI, UC_X86_REG_RDI,
+        UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_X86_REG_R11,
+        UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
+        UC_X86_REG_RFLAGS,
+        UC_X86_REG_CR0, UC_X86_REG_CR2, UC_X86_REG_CR3, UC_X86_REG_CR4, UC_X86_REG_CR8,
+        UC_X86_REG_DR0, UC_X86_REG_DR1, UC_X86_REG_DR2, UC_X86_REG_DR3,
+        UC_X86_REG_DR6, UC_X86_REG_DR7,
+        UC_X86_REG_FPCW, UC_X86_REG_FPSW, UC_X86_REG_FPTAG, UC_X86_REG_MXCSR,
+        UC_X86_REG_FP0, UC_X86_REG_FP7, UC_X86_REG_XMM0, UC_X86_REG_XMM15,
+        UC_X86_REG_MSR,
+        ...
+    } uc_x86_reg;
+    typedef struct uc_x86_msr { uint32_t rid; uint64_t value; ...; } uc_x86_msr;
+    """
+)
 ffibuilder.set_source(
     "vmm._uc_glue",
-    '#include "uc_glue.c"\n#include "crash_report.c"',
+    '#include "uc_glue.c"\n#include "uc_engine.c"\n#include "crash_report.c"',
     include_dirs=[str(HERE), _unicorn_include()],
     libraries=["dl"],
     extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
-    depends=[str(HERE / "uc_glue.c"), str(HERE / "uc_glue.h"), str(HERE / "crash_report.c")],
+    depends=[str(HERE / name) for name in ("uc_glue.c", "uc_glue.h", "uc_engine.c", "crash_report.c")],
 )
 
 if __name__ == "__main__":

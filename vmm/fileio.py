@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +42,8 @@ def default_mode(path: Path) -> int:
 
 def temp_beside(path: Path, mode: int | None = None) -> tuple[int, Path]:
     """An open temporary file in ``path``'s folder, with the mode ``path`` will have."""
+    import tempfile  # loaded when a file is written, not at every start
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, default_mode(path) if mode is None else mode)
     return fd, Path(tmp)

@@ -3,12 +3,18 @@ interrupt acknowledge, so each behaviour of the native glue is checked in isolat
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.cpu.rom import assemble_rom
 from vmm.cpu.base import StopReason
 from vmm.cpu.unicorn import PhysRegion, UnicornCpu
 from vmm.memory import GuestMemory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RAM = 16 << 20
 
@@ -272,14 +278,27 @@ def test_rdtsc_follows_virtual_time_not_the_host():
     assert 2000 * 10 <= deltas[0] <= 2010 * 10
 
 
-def test_refuses_another_unicorn_version(monkeypatch):
-    import unicorn
-
+def test_refuses_another_unicorn_version():
+    from vmm.cpu.unicorn_engine import check_version
     from vmm.errors import CpuError
 
-    monkeypatch.setattr(unicorn, "__version__", "2.0.0")
+    check_version(2 << 24 | 1 << 16 | 4 << 8, "libunicorn.so.2")  # what `make` installs
     with pytest.raises(CpuError, match="vmm needs unicorn 2.1.4 .* found 2.0.0"):
-        make_cpu(LOOP)
+        check_version(2 << 24, "libunicorn.so.2")
+
+
+def test_the_run_path_does_not_import_the_binding():
+    # Importing unicorn's Python binding costs ~10 ms of every start: vmm boots without
+    # it, and the debugger's hooks get it on the same engine.
+    code = (
+        "import sys; from tests.cpu.test_unicorn_backend import make_cpu, LOOP\n"
+        "cpu, _, _ = make_cpu(LOOP); cpu.run(1000)\n"
+        "assert 'unicorn' not in sys.modules, sorted(m for m in sys.modules if m.startswith('unicorn'))\n"
+        "cpu.engine.hook_del(cpu.engine.hook_add(1 << 2, lambda *a: None))  # UC_HOOK_CODE\n"
+        "assert 'unicorn' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_step_after_a_run_still_stops_after_n_instructions():

@@ -53,9 +53,11 @@ def chosen_command(argv: list[str]) -> str | None:
 
 
 def add_commands(parser: argparse.ArgumentParser, chosen: str | None) -> None:
-    """Add every command to ``parser``; only ``chosen`` gets its flags (and its module imported)."""
+    """Add the command ``chosen`` to ``parser``, with its flags (its module imported), or
+    every command, without flags, when none is chosen (``vmm --help``, a misspelt one)."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        p = sub.add_parser(name, help=command.help, description=command.help)
+        if chosen is None or name == chosen:
+            p = sub.add_parser(name, help=command.help, description=command.help)
         if name == chosen:
             importlib.import_module(command.module).add_arguments(name, p)

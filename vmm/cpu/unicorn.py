@@ -15,12 +15,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import unicorn
-from unicorn import UcError
-from unicorn import unicorn_const as ucc
+from typing import TYPE_CHECKING, Any
 
 from vmm.cpu.base import (
     A20_WINDOW,
@@ -32,6 +27,7 @@ from vmm.cpu.base import (
     StopReason,
 )
 from vmm.cpu.state import X86State
+from vmm.cpu.unicorn_engine import Engine, describe
 from vmm.cpu.unicorn_state import SEG_INDEX, UnicornState, ffi, lib
 from vmm.errors import CpuError
 from vmm.memory import GuestMemory
@@ -39,7 +35,6 @@ from vmm.memory import GuestMemory
 if TYPE_CHECKING:
     from vmm.cpu.unicorn_debug import UnicornDebug
 
-REQUIRED_UNICORN = "2.1.4"
 TSC_MHZ = 1000  # the virtual TSC ticks at 1 GHz
 
 # The glue's stop reasons that reach the machine as they are.
@@ -51,16 +46,6 @@ _GLUE_STOPS = {
 }
 
 
-def _loaded_libunicorn() -> str:
-    """The libunicorn the binding loaded (LIBUNICORN_PATH may point elsewhere than the
-    package's lib/): the glue must resolve its symbols in that same copy."""
-    binding = getattr(getattr(unicorn, "unicorn_py3", None), "unicorn", None)
-    name = getattr(getattr(binding, "uclib", None), "_name", None)
-    if isinstance(name, str) and Path(name).is_file():
-        return name
-    return str(Path(unicorn.__file__).parent / "lib" / "libunicorn.so.2")
-
-
 class UnicornCpu(UnicornState):
     """The CpuBackend on Unicorn (see vmm.cpu.base for the interface)."""
 
@@ -69,18 +54,11 @@ class UnicornCpu(UnicornState):
     def __init__(
         self, memory: GuestMemory, platform: Platform, regions: list[PhysRegion], clock_mhz: int = 100
     ) -> None:
-        if unicorn.__version__ != REQUIRED_UNICORN:
-            raise CpuError(
-                f"vmm needs unicorn {REQUIRED_UNICORN} (its native glue depends on that version's "
-                f"internals), found {unicorn.__version__}: run `make` to install the pinned version"
-            )
         self.memory = memory
         self.platform = platform
         self.regions = list(regions)
         self._error: BaseException | None = None
-        self._uc = unicorn.Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
-        self._uc.ctl_exits_enabled(True)
-        self._uc.ctl_set_exits([])
+        self._engine = Engine()  # checks the library: unicorn REQUIRED_UNICORN, vmm's patches
         self._handle = ffi.new_handle(self)
         self._rom_buffers: list[ctypes.Array] = []
         self._a20 = True
@@ -93,10 +71,9 @@ class UnicornCpu(UnicornState):
         self._data_cbuf = None  # the data window's buffer, pinned while the glue serves it
         self._data_done: Callable[[int], None] | None = None
         err = ffi.new("char[]", 512)
-        libpath = _loaded_libunicorn()
-        uch = ctypes.cast(self._uc._uch, ctypes.c_void_p).value
-        glue = lib.vmm_glue_new(libpath.encode(), ffi.cast("void *", uch), err, 512)
+        glue = lib.vmm_glue_new(self._engine.library.encode(), self._engine.handle, err, 512)
         if glue == ffi.NULL:
+            self._engine.close()
             raise CpuError(f"unicorn self-check failed: {ffi.string(err).decode()}")
         self._g = glue
         self._c = glue.c  # the instruction counter, in Unicorn's CPU state
@@ -117,12 +94,12 @@ class UnicornCpu(UnicornState):
         for region in self.regions:
             if region.kind == "ram":
                 self.memory.check(region.ram_offset, region.size)
-                self._uc.mem_map_ptr(region.base, region.size, ucc.UC_PROT_ALL, base_addr + region.ram_offset)
+                self._map_ptr(region.base, region.size, base_addr + region.ram_offset)
             elif region.kind == "rom":
                 buffer = (ctypes.c_char * region.size).from_buffer_copy(region.data.ljust(region.size, b"\xff"))
                 self._rom_buffers.append(buffer)
                 # Writable shadow: vmm's PC has no chipset to write-protect the ROM copy.
-                self._uc.mem_map_ptr(region.base, region.size, ucc.UC_PROT_ALL, ctypes.addressof(buffer))
+                self._map_ptr(region.base, region.size, ctypes.addressof(buffer))
             elif region.kind == "device":
                 self._check(lib.vmm_map_device(self._g, region.base, region.size), f"map MMIO {region.base:#x}")
             elif region.kind == "hole":
@@ -131,9 +108,12 @@ class UnicornCpu(UnicornState):
                 raise ValueError(f"unknown region kind {region.kind!r}")
         self.memory.add_write_listener(self.invalidate_code)
 
+    def _map_ptr(self, base: int, size: int, host: int) -> None:
+        self._check(self._engine.map_ptr(base, size, host), f"map RAM at {base:#x}+{size:#x}")
+
     def _check(self, status: int, what: str) -> None:
         if status != 0:
-            raise CpuError(f"unicorn cannot {what}: {UcError(status)}")
+            raise CpuError(f"unicorn cannot {what}: {describe(status)}")
 
     # ---- the interface ----
 
@@ -173,7 +153,7 @@ class UnicornCpu(UnicornState):
     def request_stop(self) -> None:
         if self._g.stop_reason == lib.VMM_STOP_NONE:
             self._g.stop_reason = lib.VMM_STOP_REQUESTED
-        self._uc.emu_stop()
+        self._engine.stop()
 
     def set_breakpoint(self, linear: int | None) -> None:
         """Stop before the block starting at ``linear`` runs (one-shot)."""
@@ -253,7 +233,7 @@ class UnicornCpu(UnicornState):
         """Stop the engine from a hook of the debug capability (breakpoint, watch): to
         the glue that looks like a HLT, which this says it is not."""
         self._hook_stop = True
-        self._uc.emu_stop()
+        self._engine.stop()
 
     def run(self, max_instructions: int) -> RunResult:
         g, c = self._g, self._c
@@ -331,14 +311,14 @@ class UnicornCpu(UnicornState):
         eip = lib.vmm_get_env_u64(g, lib.VMM_ENV_EIP)
         self._running = True
         try:
-            self._uc.emu_start(eip, 0, count=count)
-        except UcError as exc:
-            if self._error is not None:
-                self._take_error()
-            return RunResult(StopReason.ERROR, self._describe_uc_error(exc))
+            status = self._engine.start(eip, count)
         finally:
             self._running = False
             self._settle_data_window()
+        if status != 0:
+            if self._error is not None:
+                self._take_error()
+            return RunResult(StopReason.ERROR, f"{describe(status)} at pc {self.get_state().pc:#x}")
         if self._a20_pending is not None:
             self._apply_a20()
         if self._error is not None:
@@ -372,9 +352,10 @@ class UnicornCpu(UnicornState):
         return UnicornDebug(self)
 
     @property
-    def engine(self) -> unicorn.Uc:
-        """The Unicorn engine, for the hooks the debug capability adds."""
-        return self._uc
+    def engine(self) -> Any:
+        """The engine as unicorn's binding sees it (a ``Uc``), for the hooks the debug
+        capability adds; the binding is imported then, not before."""
+        return self._engine.binding()
 
     @property
     def stop_pending(self) -> bool:
@@ -383,15 +364,15 @@ class UnicornCpu(UnicornState):
 
     def flush_translations(self) -> None:
         """Drop every translated block (hooks are compiled into them)."""
-        self._uc.ctl_flush_tb()
+        self._engine.flush_tb()
 
     def block_icount(self, linear: int) -> int:
         """Instructions the glue counts for the translated block entered at ``linear``
         (0 if there is none)."""
-        try:
-            pc, icount, _size = self._uc.ctl_request_cache(linear)
-        except UcError:
+        block = self._engine.block(linear)
+        if block is None:
             return 0
+        pc, icount = block
         return icount if pc == linear else 0
 
     def hflags(self) -> int:
@@ -426,10 +407,6 @@ class UnicornCpu(UnicornState):
         error, self._error = self._error, None
         raise error
 
-    def _describe_uc_error(self, exc: UcError) -> str:
-        pc = self.get_state().pc
-        return f"{exc} at pc {pc:#x}"
-
     def reset(self) -> None:
         self.set_state(X86State())
         self._c.insns = 0
@@ -453,7 +430,7 @@ class UnicornCpu(UnicornState):
         self._a20_pending = enabled
         if self._running:
             self._g.stop_reason = lib.VMM_STOP_RESUME
-            self._uc.emu_stop()
+            self._engine.stop()
         else:
             self._apply_a20()
 
@@ -464,18 +441,18 @@ class UnicornCpu(UnicornState):
         self._a20 = enabled
         if self.memory.size < A20_WINDOW + A20_WINDOW_SIZE:
             return
-        self._uc.mem_unmap(A20_WINDOW, A20_WINDOW_SIZE)
+        self._check(self._engine.unmap(A20_WINDOW, A20_WINDOW_SIZE), "unmap the A20 window")
         target = A20_WINDOW if enabled else 0
-        self._uc.mem_map_ptr(A20_WINDOW, A20_WINDOW_SIZE, ucc.UC_PROT_ALL, self._ram_address + target)
-        self._uc.ctl_flush_tb()
+        self._map_ptr(A20_WINDOW, A20_WINDOW_SIZE, self._ram_address + target)
+        self._engine.flush_tb()
 
     def close(self) -> None:
         if self._g is not None:
             self.memory.remove_write_listener(self.invalidate_code)
-            self._uc.emu_stop()
-            self._uc = None
+            self._engine.stop()
             lib.vmm_glue_free(self._g)
             self._g = None
+            self._engine.close()
 
 
 # The glue's calls into Python (port I/O, MMIO, INTA...), registered with cffi on import.

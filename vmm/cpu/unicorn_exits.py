@@ -20,7 +20,7 @@ def _backend(handle) -> UnicornCpu:
 def _fail(cpu: UnicornCpu, exc: BaseException) -> None:
     if cpu._error is None:
         cpu._error = exc
-    cpu._uc.emu_stop()
+    cpu._engine.stop()
 
 
 @ffi.def_extern()

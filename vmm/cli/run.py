@@ -22,6 +22,7 @@ from vmm.cli.machine_flags import (
     scope_args,
     write_output,
 )
+from vmm.cli.main import started
 from vmm.config import MachineConfig
 from vmm.errors import ConfigError
 from vmm.sizes import parse_count
@@ -61,7 +62,7 @@ def add_arguments(name: str, run: argparse.ArgumentParser) -> None:
     from vmm.control.session import add_flags as add_control_flags
 
     add_control_flags(run)
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, gc_paused_setup=True)  # started() once the machine is built
 
 
 def parse_seconds(text: str, what: str) -> float:
@@ -154,6 +155,7 @@ def _run(args: argparse.Namespace, bundle) -> int:
         machine.on_stage = on_stage
         print(f"vmm: {machine.stages.timeline[0].describe()}", end=end, file=sys.stderr, flush=True)
     pace = serial.interactive or bool(feeder and feeder.raw)
+    started()  # the collector runs from here (see vmm.cli.main)
     gdb = None
     gdb_keys = GdbKeys(feeder) if args.gdb else None
     try:

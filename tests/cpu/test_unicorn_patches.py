@@ -273,3 +273,56 @@ def test_loop_instructions_keep_their_results_and_counts():
     assert cpu.run(10**8).reason == StopReason.REQUESTED
     assert platform.bytes_to(0xE9) == bytes([5, 1, 3, 4, 6, 7, 0xAA])
     assert cpu.instructions == 131_150  # as without 0004 (less the HLT after the exit port: 0005)
+
+
+MMIO_WRITES = """
+    mov ax, 0xA000
+    mov ds, ax
+    mov byte ptr [0], 1
+    mov byte ptr [1], 2
+    mov al, 1
+    out 0xF4, al
+    hlt
+"""
+
+
+def test_an_mmio_access_whose_handler_stops_the_run_happens_once():
+    # 0005: without Unicorn's exit test after each access, a stop asked for by an MMIO
+    # handler acts at the end of the block. The test used to leave right after the
+    # access with EIP back at the accessing instruction, which ran again on resume: the
+    # device saw the write twice.
+    from tests.cpu.rom import assemble_rom
+    from tests.cpu.test_unicorn_backend import StubPlatform
+    from vmm.cpu.unicorn import PhysRegion, UnicornCpu
+    from vmm.memory import GuestMemory
+
+    class Device(StubPlatform):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[tuple[int, int]] = []
+
+        def mmio_write(self, addr: int, size: int, value: int) -> None:
+            self.writes.append((addr, value))
+            if len(self.writes) == 1:
+                self.cpu.request_stop()
+
+    memory = GuestMemory(16 << 20)
+    platform = Device()
+    rom = assemble_rom(MMIO_WRITES)
+    cpu = UnicornCpu(memory, platform, [
+        PhysRegion(0, 0xA0000, "ram", 0),
+        PhysRegion(0xA0000, 0x10000, "device"),
+        PhysRegion(0xB0000, 0x40000, "ram", 0xB0000),
+        PhysRegion(0xF0000, 0x10000, "rom", data=rom),
+        PhysRegion(0x100000, (16 << 20) - 0x100000, "ram", 0x100000),
+        PhysRegion(16 << 20, 0xFFFF0000 - (16 << 20), "hole"),
+        PhysRegion(0xFFFF0000, 0x10000, "rom", data=rom),
+    ])  # fmt: skip
+    platform.cpu = cpu
+    stops = 0
+    while (result := cpu.run(10**6)).reason == StopReason.REQUESTED:
+        stops += 1
+    # One stop: the device's acts at the end of the block, after the exit port's OUT.
+    assert result.reason == StopReason.HALT and stops == 1
+    assert platform.writes == [(0xA0000, 1), (0xA0001, 2)]
+    assert platform.bytes_to(0xF4) == b"\x01"

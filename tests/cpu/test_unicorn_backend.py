@@ -312,3 +312,32 @@ def test_step_after_a_run_still_stops_after_n_instructions():
     before = cpu.get_state().gprs["rcx"]
     cpu.step(200)
     assert cpu.get_state().gprs["rcx"] == before - 100  # dec/jnz: two instructions an iteration
+
+
+def test_registers_msrs_and_the_fxsave_image_round_trip():
+    # vmm reads and writes Unicorn's registers through its own glue (csrc/uc_engine.c),
+    # not the binding: 8-byte registers, 10-byte x87 registers, 16-byte XMM registers and
+    # MSRs must come back as they went in (a snapshot is exactly this round trip).
+    cpu, _, _ = make_cpu(LOOP)
+    state = cpu.get_state()
+    state.gprs = {name: 0x1111111111111111 * (i + 1) & 0xFFFFFFFFFFFFFFFF for i, name in enumerate(state.gprs)}
+    state.msrs = {0x174: 0x10, 0x175: 0xFFFF800000001000, 0x176: 0xFFFF800000002000, 0x277: 0x0007040600070406,
+                  0xC0000081: 0x0023001000000000, 0xC0000082: 0xFFFF800000003000, 0xC0000083: 0xFFFF800000004000,
+                  0xC0000084: 0x47700, 0xC0000102: 0xFFFF800000005000, 0xC0000103: 7}  # fmt: skip
+    image = bytearray(512)
+    image[0:2] = (0x037F).to_bytes(2, "little")  # FCW
+    image[2:4] = (0x0041).to_bytes(2, "little")  # FSW, TOP = 0
+    image[4] = 0b1010_0101  # abridged tag: ST0, ST2, ST5, ST7 valid
+    image[24:28] = (0x1F80 | 0x0020).to_bytes(4, "little")  # MXCSR
+    image[28:32] = (0xFFFF).to_bytes(4, "little")  # MXCSR_MASK, as vmm writes it
+    for i in range(8):
+        image[32 + 16 * i : 40 + 16 * i] = (0x8000000000000000 | (0x0123456789ABCDEF * (i + 1))).to_bytes(8, "little")
+        image[40 + 16 * i : 42 + 16 * i] = (0x3FFF + i | (0x8000 if i % 2 else 0)).to_bytes(2, "little")
+    for i in range(16):
+        image[160 + 16 * i : 176 + 16 * i] = bytes((i * 16 + k) & 0xFF for k in range(16))
+    state.fxsave = bytes(image)
+    cpu.set_state(state)
+    again = cpu.get_state()
+    assert again.gprs == state.gprs
+    assert again.msrs == state.msrs
+    assert again.fxsave == state.fxsave

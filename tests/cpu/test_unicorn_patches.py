@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from tests.cpu.rom import assemble_rom
-from tests.cpu.test_unicorn_backend import make_cpu
+from tests.cpu.test_unicorn_backend import StubPlatform, make_cpu
 from vmm.cpu.base import StopReason
+from vmm.cpu.unicorn import PhysRegion, UnicornCpu
+from vmm.memory import GuestMemory
 
 VMM = Path(sys.executable).with_name("vmm")
 EXIT_PASS = 33  # (PASS << 1) | 1 through the isa-debug-exit port
@@ -291,11 +293,6 @@ def test_an_mmio_access_whose_handler_stops_the_run_happens_once():
     # handler acts at the end of the block. The test used to leave right after the
     # access with EIP back at the accessing instruction, which ran again on resume: the
     # device saw the write twice.
-    from tests.cpu.rom import assemble_rom
-    from tests.cpu.test_unicorn_backend import StubPlatform
-    from vmm.cpu.unicorn import PhysRegion, UnicornCpu
-    from vmm.memory import GuestMemory
-
     class Device(StubPlatform):
         def __init__(self) -> None:
             super().__init__()

@@ -16,7 +16,9 @@ def boot_sector(name: str) -> bytes:
     """Assemble tests/floppy/<name>.S into a 512-byte boot sector linked at 0000:7C00."""
     with tempfile.TemporaryDirectory() as tmp:
         obj, binary = Path(tmp, "b.o"), Path(tmp, "b.bin")
-        for cmd in (["as", "--32", "-o", str(obj), str(HERE / f"{name}.S")],
+        source = HERE / f"{name}.S"
+        # -I: a boot sector may .include a file beside it (tests/vga/text.inc)
+        for cmd in (["as", "--32", "-I", str(source.parent), "-o", str(obj), str(source)],
                     ["ld", "-m", "elf_i386", "-Ttext=0x7C00", "-e", "start", "--oformat", "binary",
                      "-o", str(binary), str(obj)]):  # fmt: skip
             result = subprocess.run(cmd, capture_output=True, text=True)
